@@ -1,0 +1,450 @@
+//! The directory lock of DESIGN §2: publish, probe, break, release.
+//!
+//! `<lockdir>/<hex>.lock/` exists while the lock is held. Its `info` file carries an
+//! exclusive flock for the holder's whole life, so liveness comes from the kernel: a
+//! prober that can take that flock knows the holder is gone.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::{Mode as FileMode, OFlags};
+
+use super::info::{Info, Liveness};
+use crate::sys;
+use crate::trace;
+
+/// How long a lock directory without `info` counts as "being created" (mkdir fallback
+/// and foreign scripts) before it is judged dead.
+pub const INFOLESS_GRACE: Duration = Duration::from_secs(2);
+
+/// Set once a filesystem refused the no-replace rename: later publishes go straight to
+/// the mkdir fallback.
+static NO_RENAME_NOREPLACE: AtomicBool = AtomicBool::new(false);
+
+/// A lock directory we created and hold.
+#[derive(Debug)]
+pub struct HeldDir {
+    pub lock_path: PathBuf,
+    pub lock_dir: PathBuf,
+    pub hex: String,
+    /// The flocked `info`; closing it is what tells everyone we are gone.
+    pub info_file: File,
+    pub nonce: String,
+}
+
+/// What a look at `<hex>.lock` found.
+#[derive(Debug)]
+pub enum Probe {
+    /// No lock directory: try to publish.
+    Free,
+    /// A live holder. `waiter` is its flocked `info` when it keeps one (block on it);
+    /// `None` means poll.
+    Alive {
+        info: Option<Info>,
+        since: Option<SystemTime>,
+        waiter: Option<File>,
+    },
+    /// Dead, with the proof; `evidence` holds the dead `info`'s flock when there is one.
+    Dead {
+        info: Option<Info>,
+        reason: String,
+        evidence: DeadEvidence,
+    },
+}
+
+#[derive(Debug)]
+pub enum DeadEvidence {
+    /// We hold the flock of the dead holder's `info` (and the dir's identity).
+    Info { file: File, dir_id: (u64, u64) },
+    /// A lock directory without `info`, older than the grace period.
+    Infoless { dir_id: (u64, u64) },
+}
+
+/// Tuning that decides what counts as dead.
+#[derive(Debug, Clone, Default)]
+pub struct Judge {
+    /// A lock from another host counts as dead after this long.
+    pub stale_after: Option<Duration>,
+}
+
+pub fn new_nonce() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:x}{:x}{n:x}", sys::current_pid(), nanos)
+}
+
+fn open_nofollow_dir(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        rustix::fs::CWD,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        FileMode::empty(),
+    )?)
+}
+
+fn open_info_in(dir: &OwnedFd) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        "info",
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        FileMode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+fn file_id(meta: &fs::Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
+/// Creates the lock with its `info` already flocked and complete, or returns `None`
+/// when someone else holds `<hex>.lock`.
+pub fn publish(lock_dir: &Path, hex: &str, info: &Info) -> io::Result<Option<HeldDir>> {
+    let lock_path = lock_dir.join(format!("{hex}.lock"));
+    let nonce = info.nonce.clone().unwrap_or_else(new_nonce);
+    if !NO_RENAME_NOREPLACE.load(Ordering::Relaxed) {
+        let staging = lock_dir.join(format!(".tmp-{hex}-{nonce}"));
+        fs::DirBuilder::new().mode(0o755).create(&staging)?;
+        let info_file = match write_locked_info(&staging, info) {
+            Ok(f) => f,
+            Err(e) => {
+                remove_private_dir(&staging);
+                return Err(e);
+            }
+        };
+        match sys::rename_noreplace(&staging, &lock_path) {
+            Ok(()) => {
+                trace::step(|| format!("published {}", lock_path.display()));
+                return Ok(Some(HeldDir {
+                    lock_path,
+                    lock_dir: lock_dir.to_path_buf(),
+                    hex: hex.to_string(),
+                    info_file,
+                    nonce,
+                }));
+            }
+            Err(e) => {
+                remove_private_dir(&staging);
+                drop(info_file);
+                match e.kind() {
+                    io::ErrorKind::AlreadyExists => return Ok(None),
+                    io::ErrorKind::Unsupported => {
+                        trace::step(|| "no-replace rename unsupported: using mkdir".into());
+                        NO_RENAME_NOREPLACE.store(true, Ordering::Relaxed);
+                    }
+                    _ => return Err(e),
+                }
+            }
+        }
+    }
+    // Fallback: mkdir is atomic too, but the lock is visible before its info exists;
+    // probers give such a directory INFOLESS_GRACE.
+    match fs::DirBuilder::new().mode(0o755).create(&lock_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    match write_locked_info(&lock_path, info) {
+        Ok(info_file) => Ok(Some(HeldDir {
+            lock_path,
+            lock_dir: lock_dir.to_path_buf(),
+            hex: hex.to_string(),
+            info_file,
+            nonce,
+        })),
+        // Our fresh dir was taken for dead and removed: start over.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => {
+            let _ = fs::remove_dir(&lock_path);
+            Err(e)
+        }
+    }
+}
+
+fn write_locked_info(dir: &Path, info: &Info) -> io::Result<File> {
+    let dir_fd = open_nofollow_dir(dir)?;
+    let fd = rustix::fs::openat(
+        &dir_fd,
+        "info",
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        FileMode::from_raw_mode(0o644),
+    )?;
+    let mut file = File::from(fd);
+    // Blocking: in the mkdir fallback a prober may hold it for an instant.
+    file.lock()?;
+    file.write_all(info.render().as_bytes())?;
+    Ok(file)
+}
+
+/// Best-effort removal of a directory only we know the name of.
+fn remove_private_dir(path: &Path) {
+    let _ = fs::remove_dir_all(path);
+}
+
+/// Looks at `<hex>.lock` and decides whether it is free, alive or dead.
+pub fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
+    let dir = match open_nofollow_dir(lock_path) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Probe::Free),
+        Err(e)
+            if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not a lock directory (a symlink or a file is in its place); remove it by hand",
+                    lock_path.display()
+                ),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let dir_meta = File::from(dir.try_clone()?).metadata()?;
+    let dir_id = file_id(&dir_meta);
+    let dir_age = dir_meta
+        .modified()
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default();
+    let file = match open_info_in(&dir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if dir_age < INFOLESS_GRACE {
+                return Ok(Probe::Alive {
+                    info: None,
+                    since: dir_meta.modified().ok(),
+                    waiter: None,
+                });
+            }
+            return Ok(Probe::Dead {
+                info: None,
+                reason: format!("no info file after {}", super::format_age(dir_age)),
+                evidence: DeadEvidence::Infoless { dir_id },
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let since = file.metadata().ok().and_then(|m| m.modified().ok());
+    match file.try_lock() {
+        Err(fs::TryLockError::WouldBlock) => {
+            let info = Info::read_from(&file).ok();
+            trace::step(|| format!("probe: held (flock busy) {}", lock_path.display()));
+            Ok(Probe::Alive {
+                info,
+                since,
+                waiter: Some(file),
+            })
+        }
+        Err(fs::TryLockError::Error(e)) => Err(e),
+        Ok(()) => {
+            let info = Info::read_from(&file)?;
+            let verdict = judge_unlocked(&info, since, judge);
+            trace::step(|| format!("probe: info flock free, verdict {verdict:?}"));
+            match verdict {
+                Verdict::Dead(reason) => Ok(Probe::Dead {
+                    info: Some(info),
+                    reason,
+                    evidence: DeadEvidence::Info { file, dir_id },
+                }),
+                Verdict::Creating if dir_age >= INFOLESS_GRACE => Ok(Probe::Dead {
+                    info: Some(info),
+                    reason: format!("empty info file after {}", super::format_age(dir_age)),
+                    evidence: DeadEvidence::Info { file, dir_id },
+                }),
+                Verdict::Alive | Verdict::Creating => {
+                    drop(file);
+                    Ok(Probe::Alive {
+                        info: Some(info),
+                        since,
+                        waiter: None,
+                    })
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Verdict {
+    Alive,
+    Creating,
+    Dead(String),
+}
+
+/// Decides about a lock whose `info` flock nobody holds.
+fn judge_unlocked(info: &Info, since: Option<SystemTime>, judge: &Judge) -> Verdict {
+    let Some(pid) = info.pid else {
+        return Verdict::Creating;
+    };
+    if info.liveness == Some(Liveness::Flock) {
+        return Verdict::Dead(format!("holder PID {pid} exited (its flock is gone)"));
+    }
+    let here = sys::hostname();
+    if let Some(host) = info.hostname.as_deref()
+        && host != here
+    {
+        let age = since.and_then(|t| t.elapsed().ok()).unwrap_or_default();
+        return match judge.stale_after {
+            Some(limit) if age >= limit => Verdict::Dead(format!(
+                "held on another host ({host}) for {}, past --stale-after",
+                super::format_age(age)
+            )),
+            _ => Verdict::Alive,
+        };
+    }
+    if let (Some(boot), Some(now)) = (info.boot_id(), sys::boot_id())
+        && boot != now
+    {
+        return Verdict::Dead(format!("holder PID {pid} ran before the last reboot"));
+    }
+    if sys::pid_state(pid) == sys::PidState::Gone {
+        return Verdict::Dead(format!("holder PID {pid} is gone"));
+    }
+    if let Some(recorded) = info.pid_start.as_deref()
+        && let Some(current) = sys::process_start_token(pid)
+        && recorded != current
+    {
+        return Verdict::Dead(format!("PID {pid} now belongs to another process"));
+    }
+    Verdict::Alive
+}
+
+/// Removes a dead lock. Returns false when it changed under us (someone else broke or
+/// re-created it): the caller simply probes again.
+pub fn break_dead(
+    lock_path: &Path,
+    evidence: DeadEvidence,
+    lock_dir: &Path,
+    hex: &str,
+) -> io::Result<bool> {
+    let grave = lock_dir.join(format!(".stale-{hex}-{}", new_nonce()));
+    match evidence {
+        DeadEvidence::Info { file, dir_id } => {
+            test_pause_before_break(lock_path);
+            let still_ours = same_info(lock_path, &file, Some(dir_id))?;
+            if !still_ours {
+                trace::step(|| "break: lock changed since the probe; not touching it".into());
+                return Ok(false);
+            }
+            match fs::rename(lock_path, &grave) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            trace::step(|| format!("broke dead lock {}", lock_path.display()));
+            remove_private_dir(&grave);
+            drop(file);
+            Ok(true)
+        }
+        DeadEvidence::Infoless { dir_id } => {
+            // rmdir only: if info appeared meanwhile the dir is not empty and stays.
+            let dir = match open_nofollow_dir(lock_path) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if file_id(&File::from(dir).metadata()?) != dir_id {
+                return Ok(false);
+            }
+            match fs::remove_dir(lock_path) {
+                Ok(()) => {
+                    trace::step(|| format!("removed info-less lock {}", lock_path.display()));
+                    Ok(true)
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.kind() == io::ErrorKind::DirectoryNotEmpty =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// True when `<lock_path>/info` is still the very file `file` (same dev and inode, still
+/// linked), and the directory is the one probed when `dir_id` is given.
+fn same_info(lock_path: &Path, file: &File, dir_id: Option<(u64, u64)>) -> io::Result<bool> {
+    let ours = file.metadata()?;
+    if ours.nlink() == 0 {
+        return Ok(false);
+    }
+    let dir = match open_nofollow_dir(lock_path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e)
+            if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(id) = dir_id
+        && file_id(&File::from(dir.try_clone()?).metadata()?) != id
+    {
+        return Ok(false);
+    }
+    let current = match open_info_in(&dir) {
+        Ok(f) => f.metadata()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    Ok(file_id(&current) == file_id(&ours))
+}
+
+/// Test-only hook: with `LOCKRUN_TEST_BREAK_PAUSE=PATH`, a breaker that has judged a lock
+/// dead creates `PATH.paused` and waits (at most 30 s) for `PATH` to exist, so a test can
+/// re-create the lock meanwhile and check that the breaker leaves the new one alone.
+fn test_pause_before_break(lock_path: &Path) {
+    let Some(gate) = std::env::var_os("LOCKRUN_TEST_BREAK_PAUSE") else {
+        return;
+    };
+    let gate = PathBuf::from(gate);
+    let mut paused = gate.clone().into_os_string();
+    paused.push(".paused");
+    let _ = File::create(&paused);
+    trace::step(|| format!("test pause before breaking {}", lock_path.display()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !gate.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Releases a lock we hold. Errors with `LockLost` text when the lock was broken or
+/// replaced from outside meanwhile (then nothing is removed).
+pub fn release(held: HeldDir) -> Result<(), ReleaseError> {
+    match same_info(&held.lock_path, &held.info_file, None) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(ReleaseError::Lost(format!(
+                "{} no longer holds our info file",
+                held.lock_path.display()
+            )));
+        }
+        Err(e) => return Err(ReleaseError::Io(held.lock_path.clone(), e)),
+    }
+    let released = held
+        .lock_dir
+        .join(format!(".released-{}-{}", held.hex, held.nonce));
+    fs::rename(&held.lock_path, &released)
+        .map_err(|e| ReleaseError::Io(held.lock_path.clone(), e))?;
+    // Still holding the flock: nobody can take the released dir for a dead lock.
+    remove_private_dir(&released);
+    trace::step(|| format!("released {}", held.lock_path.display()));
+    drop(held.info_file);
+    Ok(())
+}
+
+#[derive(Debug)]
+pub enum ReleaseError {
+    Lost(String),
+    Io(PathBuf, io::Error),
+}

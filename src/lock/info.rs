@@ -1,0 +1,264 @@
+//! The `info` file inside a lock directory: `KEY: value` lines. The first three keys are
+//! those of the bash lock scripts, so their readers keep working; the rest are lockrun's.
+
+use std::io::Read;
+use std::time::SystemTime;
+
+/// Readers never take more than this from an `info` file.
+pub const MAX_INFO_BYTES: u64 = 64 * 1024;
+/// `COMMAND:` is cut to this many bytes.
+const MAX_COMMAND_BYTES: usize = 1024;
+
+/// How a lock's holder proves it is alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// The holder keeps an exclusive flock on `info` for as long as it holds the lock.
+    Flock,
+    /// Only the PID (and its start token) tell: `acquire` locks and foreign bash locks.
+    Pid,
+}
+
+impl Liveness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Flock => "flock",
+            Liveness::Pid => "pid",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Exclusive,
+    Shared,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Exclusive => "exclusive",
+            Mode::Shared => "shared",
+        }
+    }
+}
+
+/// What an `info` file says. Every field is optional when read: foreign writers may
+/// leave any of them out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Info {
+    pub pid: Option<u32>,
+    pub acquired: Option<String>,
+    pub hostname: Option<String>,
+    pub tool: Option<String>,
+    pub pid_start: Option<String>,
+    pub uid: Option<u32>,
+    pub mode: Option<Mode>,
+    pub liveness: Option<Liveness>,
+    pub target: Option<String>,
+    pub label: Option<String>,
+    pub command: Option<String>,
+    pub nonce: Option<String>,
+}
+
+impl Info {
+    /// Parses `info` text; unknown keys and malformed lines are ignored.
+    pub fn parse(text: &str) -> Info {
+        let mut info = Info::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            let text = || Some(unescape(value));
+            match key.trim() {
+                "PID" => info.pid = value.parse().ok(),
+                "ACQUIRED" => info.acquired = text(),
+                "HOSTNAME" => info.hostname = text(),
+                "TOOL" => info.tool = text(),
+                "PID_START" => info.pid_start = text(),
+                "UID" => info.uid = value.parse().ok(),
+                "MODE" => {
+                    info.mode = match value {
+                        "exclusive" => Some(Mode::Exclusive),
+                        "shared" => Some(Mode::Shared),
+                        _ => None,
+                    }
+                }
+                "LIVENESS" => {
+                    info.liveness = match value {
+                        "flock" => Some(Liveness::Flock),
+                        "pid" => Some(Liveness::Pid),
+                        _ => None,
+                    }
+                }
+                "TARGET" => info.target = text(),
+                "LABEL" => info.label = text(),
+                "COMMAND" => info.command = text(),
+                "NONCE" => info.nonce = text(),
+                _ => {}
+            }
+        }
+        info
+    }
+
+    /// Reads at most [`MAX_INFO_BYTES`] from `reader` and parses them.
+    pub fn read_from(reader: impl Read) -> std::io::Result<Info> {
+        let mut bytes = Vec::new();
+        reader.take(MAX_INFO_BYTES).read_to_end(&mut bytes)?;
+        Ok(Info::parse(&String::from_utf8_lossy(&bytes)))
+    }
+
+    /// The text written to disk: bash-compatible keys first.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut line = |key: &str, value: Option<String>| {
+            if let Some(v) = value {
+                out.push_str(key);
+                out.push_str(": ");
+                out.push_str(&escape(&v));
+                out.push('\n');
+            }
+        };
+        line("PID", self.pid.map(|p| p.to_string()));
+        line("ACQUIRED", self.acquired.clone());
+        line("HOSTNAME", self.hostname.clone());
+        line("TOOL", self.tool.clone());
+        line("PID_START", self.pid_start.clone());
+        line("UID", self.uid.map(|u| u.to_string()));
+        line("MODE", self.mode.map(|m| m.as_str().to_string()));
+        line("LIVENESS", self.liveness.map(|l| l.as_str().to_string()));
+        line("TARGET", self.target.clone());
+        line("LABEL", self.label.clone());
+        line("COMMAND", self.command.as_deref().map(cut_command));
+        line("NONCE", self.nonce.clone());
+        out
+    }
+
+    /// Boot id recorded in `PID_START` (`<starttime>@<boot id>`), when there is one.
+    pub fn boot_id(&self) -> Option<&str> {
+        self.pid_start.as_deref()?.split_once('@').map(|(_, b)| b)
+    }
+
+    /// "mcp-server (PID 12345 on myhost, 'node server.js', held 2.1s)"
+    pub fn describe(&self, held_since: Option<SystemTime>) -> String {
+        let who = match (self.pid, self.hostname.as_deref()) {
+            (Some(pid), Some(host)) => format!("PID {pid} on {host}"),
+            (Some(pid), None) => format!("PID {pid}"),
+            (None, _) => "an unknown process".to_string(),
+        };
+        let mut facts = Vec::new();
+        if let Some(cmd) = &self.command {
+            facts.push(format!("'{cmd}'"));
+        }
+        if let Some(age) = held_since.and_then(|t| t.elapsed().ok()) {
+            facts.push(format!("held {}", crate::lock::format_age(age)));
+        }
+        match (&self.label, facts.is_empty()) {
+            (Some(label), _) => {
+                facts.insert(0, who);
+                format!("{label} ({})", facts.join(", "))
+            }
+            (None, true) => who,
+            (None, false) => format!("{who} ({})", facts.join(", ")),
+        }
+    }
+}
+
+fn cut_command(command: &str) -> String {
+    if command.len() <= MAX_COMMAND_BYTES {
+        return command.to_string();
+    }
+    let mut end = MAX_COMMAND_BYTES;
+    while !command.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &command[..end])
+}
+
+/// Values stay on one line: backslash and line breaks are escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+}
+
+fn unescape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// ISO 8601 UTC with seconds, as the bash scripts write `ACQUIRED`.
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_what_it_writes() {
+        let info = Info {
+            pid: Some(42),
+            acquired: Some("2026-11-22T21:54:59Z".into()),
+            hostname: Some("host".into()),
+            tool: Some("lockrun 0.1.0".into()),
+            pid_start: Some("123@abc".into()),
+            uid: Some(1000),
+            mode: Some(Mode::Shared),
+            liveness: Some(Liveness::Flock),
+            target: Some("/tmp/a\nb.json".into()),
+            label: Some("mcp: server".into()),
+            command: Some("sh -c 'echo \\ hi'".into()),
+            nonce: Some("n1".into()),
+        };
+        assert_eq!(Info::parse(&info.render()), info);
+        assert_eq!(info.boot_id(), Some("abc"));
+    }
+
+    #[test]
+    fn bash_lines_come_first_and_parse() {
+        let text = "PID: 12345\nACQUIRED: 2026-11-22T21:54:59Z\nHOSTNAME: myhost\n";
+        let info = Info::parse(text);
+        assert_eq!(info.pid, Some(12345));
+        assert_eq!(info.hostname.as_deref(), Some("myhost"));
+        assert_eq!(info.liveness, None);
+        let rendered = Info {
+            pid: Some(1),
+            acquired: Some("x".into()),
+            hostname: Some("h".into()),
+            ..Info::default()
+        }
+        .render();
+        assert!(rendered.starts_with("PID: 1\nACQUIRED: x\nHOSTNAME: h\n"));
+    }
+
+    #[test]
+    fn garbage_is_tolerated() {
+        let info = Info::parse("\u{0}\u{ff}PID: notanumber\n:::\nMODE: weird\n");
+        assert_eq!(info, Info::default());
+    }
+
+    #[test]
+    fn long_commands_are_cut() {
+        let info = Info {
+            command: Some("x".repeat(5000)),
+            ..Info::default()
+        };
+        assert!(info.render().len() < 1100);
+    }
+}

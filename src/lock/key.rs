@@ -1,0 +1,174 @@
+//! Which lock a path names: its canonical key, the key's SHA-256 name, and the directory
+//! the lock lives in.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// The identity of a target file: every spelling of one file maps to one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockKey {
+    /// Canonical absolute path of the target (it need not exist).
+    pub target: PathBuf,
+    /// Lowercase hex SHA-256 of the target's bytes: the lock's file name stem.
+    pub hex: String,
+}
+
+impl LockKey {
+    pub fn for_path(path: &Path) -> Result<Self> {
+        let target = canonical_target(path)?;
+        let hex = hex_digest(target.as_os_str().as_bytes());
+        Ok(LockKey { target, hex })
+    }
+
+    /// `<lockdir>/<hex>.lock`
+    pub fn lock_path(&self, lock_dir: &Path) -> PathBuf {
+        lock_dir.join(format!("{}.lock", self.hex))
+    }
+
+    /// `<lockdir>/<hex>.rw`, the reader/writer gate of shared locks.
+    pub fn rw_path(&self, lock_dir: &Path) -> PathBuf {
+        lock_dir.join(format!("{}.rw", self.hex))
+    }
+
+    /// The directory a lock on this target lives in when none is chosen: `.locks` beside
+    /// the target.
+    pub fn default_lock_dir(&self) -> PathBuf {
+        self.target
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join(".locks")
+    }
+}
+
+pub fn hex_digest(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for byte in digest.iter() {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// The canonical absolute path of `path`: symlinks resolved (its own too), `.` and `..`
+/// removed. A path that does not exist is the canonical form of its longest existing
+/// ancestor plus the remaining components.
+pub fn canonical_target(path: &Path) -> Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::usage("the target path is empty"));
+    }
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join(path)
+    };
+    resolve(&absolute)
+}
+
+const MAX_LINKS: usize = 40;
+
+/// Walks `absolute` component by component, like the kernel does, so a `..` after a
+/// symlinked directory climbs out of the link's target, not out of the link.
+fn resolve(absolute: &Path) -> Result<PathBuf> {
+    let mut links = 0;
+    let mut pending: Vec<OsString> = Vec::new();
+    push_components(&mut pending, absolute);
+    let mut out = PathBuf::from("/");
+    let mut out_exists = true;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            out.pop();
+            continue;
+        }
+        let candidate = out.join(&part);
+        if !out_exists {
+            out = candidate;
+            continue;
+        }
+        match fs::symlink_metadata(&candidate) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Error::io(
+                        absolute,
+                        io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "too many levels of symbolic links",
+                        ),
+                    ));
+                }
+                let link = fs::read_link(&candidate).map_err(|e| Error::io(&candidate, e))?;
+                if link.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                push_components(&mut pending, &link);
+            }
+            Ok(_) => out = candidate,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                out_exists = false;
+                out = candidate;
+            }
+            Err(e) => return Err(Error::io(&candidate, e)),
+        }
+    }
+    Ok(out)
+}
+
+/// Pushes the normal and `..` components of `path` onto a stack, first on top.
+fn push_components(stack: &mut Vec<OsString>, path: &Path) {
+    let parts: Vec<OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect();
+    stack.extend(parts.into_iter().rev());
+}
+
+/// Where locks go: `--lock-dir`, else `$LOCKRUN_DIR` (both resolved by the caller into
+/// `chosen`), else `.locks` beside the target. Created on demand.
+pub fn ensure_lock_dir(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> {
+    let dir = match chosen {
+        Some(dir) if dir.is_absolute() => dir.to_path_buf(),
+        Some(dir) => std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join(dir),
+        None => key.default_lock_dir(),
+    };
+    match fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => return Ok(dir),
+        Ok(_) => return Err(Error::LockDirNotDir { path: dir }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Error::LockDir {
+                path: dir,
+                source: e,
+            });
+        }
+    }
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&dir)
+    {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            Err(Error::LockDirNotDir { path: dir })
+        }
+        Err(e) => Err(Error::LockDir {
+            path: dir,
+            source: e,
+        }),
+    }
+}

@@ -1,0 +1,501 @@
+//! The lock engine: the one module that owns every lock operation.
+//!
+//! ```no_run
+//! use lockrun::lock::{acquire, LockOptions};
+//! # fn main() -> Result<(), lockrun::Error> {
+//! let opts = LockOptions { label: Some("mcp-server".into()), ..LockOptions::default() };
+//! let guard = acquire("memory.json".as_ref(), &opts)?;
+//! // ... read and write memory.json ...
+//! guard.release()?; // or just drop it
+//! # Ok(()) }
+//! ```
+
+pub mod dir;
+pub mod info;
+pub mod key;
+
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rustix::fs::{Mode as FileMode, OFlags};
+
+use crate::error::{Error, Result};
+use crate::exit_code::ExitCode;
+use crate::trace;
+use dir::{HeldDir, Judge, Probe, ReleaseError};
+use info::{Info, Liveness, Mode};
+pub use key::LockKey;
+
+/// The default wait for a busy lock.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest pause between two looks at a lock whose holder keeps no flock.
+const MAX_POLL: Duration = Duration::from_millis(50);
+
+/// Who the lock belongs to, which decides how others tell it is alive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Owner {
+    /// This process, for as long as the guard (or an inherited fd) lives: `LIVENESS: flock`.
+    #[default]
+    ThisProcess,
+    /// Another process of this host (the calling shell of `acquire`): `LIVENESS: pid`.
+    Process(u32),
+}
+
+/// How to take a lock.
+#[derive(Debug, Clone)]
+pub struct LockOptions {
+    /// Shared (reader) lock instead of exclusive.
+    pub shared: bool,
+    /// How long to wait for a busy lock; `None` waits forever, zero tries once.
+    pub timeout: Option<Duration>,
+    /// Where the lock lives; `None`: `$LOCKRUN_DIR` is *not* consulted here (the CLI
+    /// does that), `.locks` beside the target.
+    pub lock_dir: Option<PathBuf>,
+    /// Recorded as `LABEL:` and shown to whoever finds the lock busy.
+    pub label: Option<String>,
+    /// Recorded as `COMMAND:`.
+    pub command: Option<String>,
+    /// Locks of another host count as dead after this long.
+    pub stale_after: Option<Duration>,
+    pub owner: Owner,
+    /// Print one "waiting for" line on stderr after this long.
+    pub notice_after: Option<Duration>,
+    /// Exit code to report for a busy lock (the CLI's `-E`).
+    pub conflict_exit_code: i32,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            shared: false,
+            timeout: Some(DEFAULT_TIMEOUT),
+            lock_dir: None,
+            label: None,
+            command: None,
+            stale_after: None,
+            owner: Owner::ThisProcess,
+            notice_after: None,
+            conflict_exit_code: ExitCode::TempFail.code(),
+        }
+    }
+}
+
+/// A held lock; released on drop (errors then are ignored: call [`LockGuard::release`]
+/// to see them).
+#[derive(Debug)]
+pub struct LockGuard {
+    key: LockKey,
+    lock_dir: PathBuf,
+    held: Option<HeldDir>,
+    /// `LOCK_SH` on `<hex>.rw` for a shared holder.
+    reader_gate: Option<File>,
+}
+
+impl LockGuard {
+    pub fn key(&self) -> &LockKey {
+        &self.key
+    }
+
+    pub fn lock_dir(&self) -> &Path {
+        &self.lock_dir
+    }
+
+    /// `<lockdir>/<hex>.lock`: the lock id of `acquire`.
+    pub fn lock_path(&self) -> PathBuf {
+        self.key.lock_path(&self.lock_dir)
+    }
+
+    /// The descriptors whose life is the lock's (for `--inherit` and `--exec`).
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = Vec::new();
+        if let Some(h) = &self.held {
+            fds.push(h.info_file.as_fd());
+        }
+        if let Some(g) = &self.reader_gate {
+            fds.push(g.as_fd());
+        }
+        fds
+    }
+
+    /// Leaves the lock in place without releasing it: for `acquire`, whose lock outlives
+    /// this process, and for `--exec`, whose command inherits it.
+    pub fn leak(mut self) {
+        if let Some(held) = self.held.take() {
+            std::mem::forget(held.info_file);
+        }
+        if let Some(gate) = self.reader_gate.take() {
+            std::mem::forget(gate);
+        }
+    }
+
+    /// Releases the lock, reporting a lock that was broken from outside meanwhile.
+    pub fn release(mut self) -> Result<()> {
+        self.release_inner()
+    }
+
+    fn release_inner(&mut self) -> Result<()> {
+        drop(self.reader_gate.take());
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        dir::release(held).map_err(|e| match e {
+            ReleaseError::Lost(detail) => Error::LockLost {
+                target: self.key.target.clone(),
+                detail,
+            },
+            ReleaseError::Io(path, source) => Error::io(path, source),
+        })
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = self.release_inner();
+    }
+}
+
+/// Takes the lock on `target` (which need not exist).
+pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
+    let key = LockKey::for_path(target)?;
+    let lock_dir = key::ensure_lock_dir(&key, opts.lock_dir.as_deref())?;
+    acquire_key(key, lock_dir, opts)
+}
+
+pub fn acquire_key(key: LockKey, lock_dir: PathBuf, opts: &LockOptions) -> Result<LockGuard> {
+    let started = Instant::now();
+    let deadline = opts.timeout.map(|t| started + t);
+    let mode = if opts.shared {
+        Mode::Shared
+    } else {
+        Mode::Exclusive
+    };
+    trace::step(|| {
+        format!(
+            "acquire {} ({}) in {}",
+            key.target.display(),
+            mode.as_str(),
+            lock_dir.display()
+        )
+    });
+    let mut waiting = Waiting {
+        started,
+        deadline,
+        notice_at: opts.notice_after.map(|d| started + d),
+        key: &key,
+        opts,
+    };
+    let held = acquire_dir(
+        &key,
+        &lock_dir,
+        &build_info(&key, opts, mode),
+        opts,
+        &mut waiting,
+    )?;
+    let mut guard = LockGuard {
+        key: key.clone(),
+        lock_dir: lock_dir.clone(),
+        held: Some(held),
+        reader_gate: None,
+    };
+    let rw_path = key.rw_path(&lock_dir);
+    if opts.shared {
+        let gate = open_gate(&rw_path, true).map_err(|e| Error::io(&rw_path, e))?;
+        // No writer can hold LOCK_EX now: writers take it only while holding the dir lock.
+        gate.lock_shared().map_err(|e| Error::io(&rw_path, e))?;
+        guard.reader_gate = Some(gate);
+        // Let other readers in; writers still wait for our LOCK_SH.
+        if let Some(held) = guard.held.take() {
+            dir::release(held).map_err(|e| match e {
+                ReleaseError::Lost(detail) => Error::LockLost {
+                    target: key.target.clone(),
+                    detail,
+                },
+                ReleaseError::Io(path, source) => Error::io(path, source),
+            })?;
+        }
+        trace::step(|| "shared: holding LOCK_SH on the reader gate".into());
+    } else {
+        match open_gate(&rw_path, false) {
+            Ok(gate) => {
+                trace::step(|| "exclusive: waiting for readers to drain".into());
+                let got = waiting.wait_on(gate, true, "shared readers")?;
+                if !got {
+                    return Err(waiting.busy_error("shared readers".to_string()));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&rw_path, e)),
+        }
+    }
+    trace::step(|| format!("acquired after {}", format_age(started.elapsed())));
+    Ok(guard)
+}
+
+fn open_gate(path: &Path, create: bool) -> io::Result<File> {
+    let mut flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    if create {
+        flags |= OFlags::CREATE;
+    }
+    let fd = rustix::fs::openat(rustix::fs::CWD, path, flags, FileMode::from_raw_mode(0o644))?;
+    Ok(File::from(fd))
+}
+
+fn build_info(key: &LockKey, opts: &LockOptions, mode: Mode) -> Info {
+    let (pid, liveness) = match opts.owner {
+        Owner::ThisProcess => (crate::sys::current_pid(), Liveness::Flock),
+        Owner::Process(pid) => (pid, Liveness::Pid),
+    };
+    Info {
+        pid: Some(pid),
+        acquired: Some(info::timestamp(SystemTime::now())),
+        hostname: Some(crate::sys::hostname()),
+        tool: Some(format!("lockrun {}", env!("CARGO_PKG_VERSION"))),
+        pid_start: crate::sys::process_start_token(pid),
+        uid: Some(crate::sys::current_uid()),
+        mode: Some(mode),
+        liveness: Some(liveness),
+        target: Some(key.target.to_string_lossy().into_owned()),
+        label: opts.label.clone(),
+        command: opts.command.clone(),
+        nonce: Some(dir::new_nonce()),
+    }
+}
+
+/// The state of one wait: when to give up, when to say we are waiting.
+struct Waiting<'a> {
+    started: Instant,
+    deadline: Option<Instant>,
+    notice_at: Option<Instant>,
+    key: &'a LockKey,
+    opts: &'a LockOptions,
+}
+
+impl Waiting<'_> {
+    fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Prints the "waiting" line once, when its time has come.
+    fn maybe_notice(&mut self, holder: &str) {
+        if let Some(at) = self.notice_at
+            && Instant::now() >= at
+        {
+            eprintln!(
+                "lockrun: waiting for {}, held by {holder}",
+                self.key.target.display()
+            );
+            self.notice_at = None;
+        }
+    }
+
+    /// The next moment the wait must stop to look around.
+    fn wake_by(&self) -> Option<Instant> {
+        match (self.deadline, self.notice_at) {
+            (Some(d), Some(n)) => Some(d.min(n)),
+            (d, n) => d.or(n),
+        }
+    }
+
+    /// Blocks on `file`'s flock (shared or exclusive) until it is granted, or until the
+    /// next wake-up; returns whether it was granted. The lock taken is dropped at once
+    /// unless `keep` (then it stays with the returned file... which is consumed here).
+    fn wait_on(&mut self, file: File, exclusive: bool, holder: &str) -> Result<bool> {
+        loop {
+            self.maybe_notice(holder);
+            match wait_flock(&file, exclusive, self.wake_by()) {
+                Ok(true) => return Ok(true),
+                Ok(false) if self.expired() => return Ok(false),
+                Ok(false) => continue,
+                Err(e) => return Err(Error::io(self.key.target.clone(), e)),
+            }
+        }
+    }
+
+    fn busy_error(&self, holder: String) -> Error {
+        let waited = match self.opts.timeout {
+            Some(t) if t.is_zero() => "one try (-n)".to_string(),
+            Some(t) => format_age(t),
+            None => format_age(self.started.elapsed()),
+        };
+        Error::Busy {
+            target: self.key.target.clone(),
+            holder,
+            waited,
+            exit_code: self.opts.conflict_exit_code,
+        }
+    }
+}
+
+/// Takes `file`'s flock, waiting at most until `until`. The flock is given back at once:
+/// the caller only wants to know that the holder let go.
+fn wait_flock(file: &File, exclusive: bool, until: Option<Instant>) -> io::Result<bool> {
+    let take = move |f: &File| if exclusive { f.lock() } else { f.lock_shared() };
+    let Some(until) = until else {
+        take(file)?;
+        file.unlock()?;
+        return Ok(true);
+    };
+    match if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    } {
+        Ok(()) => {
+            file.unlock()?;
+            return Ok(true);
+        }
+        Err(fs::TryLockError::WouldBlock) => {}
+        Err(fs::TryLockError::Error(e)) => return Err(e),
+    }
+    let remaining = until.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Ok(false);
+    }
+    // flock(2) has no timeout: block in a helper thread on a duplicate of the descriptor
+    // and stop listening at the deadline. A helper that outlives us wakes when the holder
+    // lets go, and then drops its descriptor (and the flock) at once.
+    let dup = file.try_clone()?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("lockrun-wait".into())
+        .spawn(move || {
+            let result = take(&dup);
+            if result.is_ok() {
+                let _ = dup.unlock();
+            }
+            let _ = tx.send(result);
+        })?;
+    match rx.recv_timeout(remaining) {
+        Ok(result) => result.map(|()| true),
+        Err(_) => Ok(false),
+    }
+}
+
+fn acquire_dir(
+    key: &LockKey,
+    lock_dir: &Path,
+    info: &Info,
+    opts: &LockOptions,
+    waiting: &mut Waiting<'_>,
+) -> Result<HeldDir> {
+    let lock_path = key.lock_path(lock_dir);
+    let judge = Judge {
+        stale_after: opts.stale_after,
+    };
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        match dir::publish(lock_dir, &key.hex, info) {
+            Ok(Some(held)) => return Ok(held),
+            Ok(None) => {}
+            Err(e) => return Err(lock_create_error(lock_dir, e)),
+        }
+        let probe = dir::probe(&lock_path, &judge).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => Error::Internal(e.to_string()),
+            _ => Error::io(&lock_path, e),
+        })?;
+        match probe {
+            Probe::Free => continue,
+            Probe::Dead {
+                info: dead,
+                reason,
+                evidence,
+            } => {
+                trace::step(|| {
+                    let who = dead
+                        .as_ref()
+                        .map_or_else(|| "an info-less lock".to_string(), |i| i.describe(None));
+                    format!("dead lock of {who}: {reason}")
+                });
+                dir::break_dead(&lock_path, evidence, lock_dir, &key.hex)
+                    .map_err(|e| Error::io(&lock_path, e))?;
+            }
+            Probe::Alive {
+                info: holder,
+                since,
+                waiter,
+            } => {
+                let who = holder
+                    .as_ref()
+                    .map_or_else(|| "a lock being created".to_string(), |i| i.describe(since));
+                if waiting.expired() {
+                    return Err(waiting.busy_error(who));
+                }
+                match waiter {
+                    Some(file) => {
+                        trace::step(|| "waiting on the holder's flock".into());
+                        let _ = waiting.wait_on_once(file, &who)?;
+                    }
+                    None => {
+                        waiting.maybe_notice(&who);
+                        let now = Instant::now();
+                        let pause = waiting
+                            .wake_by()
+                            .map_or(backoff, |w| backoff.min(w.saturating_duration_since(now)));
+                        trace::step(|| format!("polling: sleeping {}", format_age(pause)));
+                        std::thread::sleep(pause);
+                        backoff = (backoff * 2).min(MAX_POLL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Waiting<'_> {
+    /// One bounded wait on a holder's `info` flock; the caller re-probes afterwards
+    /// whether or not it was granted (granted means the holder let go or died).
+    fn wait_on_once(&mut self, file: File, holder: &str) -> Result<bool> {
+        self.maybe_notice(holder);
+        wait_flock(&file, true, self.wake_by()).map_err(|e| Error::io(self.key.target.clone(), e))
+    }
+}
+
+fn lock_create_error(lock_dir: &Path, e: io::Error) -> Error {
+    Error::LockDir {
+        path: lock_dir.to_path_buf(),
+        source: e,
+    }
+}
+
+/// "0.4s", "2.1s", "3m", "3m12s", "2h5m": ages readable at a glance.
+pub fn format_age(age: Duration) -> String {
+    let secs = age.as_secs();
+    if secs < 60 {
+        let s = format!("{:.1}", age.as_secs_f64());
+        let s = s.strip_suffix(".0").unwrap_or(&s).to_string();
+        return format!("{s}s");
+    }
+    if secs < 3600 {
+        let (m, s) = (secs / 60, secs % 60);
+        return if s == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{s}s")
+        };
+    }
+    let (h, m) = (secs / 3600, (secs % 3600) / 60);
+    if m == 0 {
+        format!("{h}h")
+    } else {
+        format!("{h}h{m}m")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_at_a_glance() {
+        assert_eq!(format_age(Duration::from_millis(2100)), "2.1s");
+        assert_eq!(format_age(Duration::from_secs(5)), "5s");
+        assert_eq!(format_age(Duration::from_millis(300)), "0.3s");
+        assert_eq!(format_age(Duration::from_secs(180)), "3m");
+        assert_eq!(format_age(Duration::from_secs(192)), "3m12s");
+        assert_eq!(format_age(Duration::from_secs(7500)), "2h5m");
+    }
+}

@@ -1,0 +1,168 @@
+//! The man page, generated from the clap definition plus the sections clap cannot know
+//! (every subcommand's options, EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES).
+//! `man/lockrun.1` is this output; a test fails when the checked-in copy is stale.
+
+use std::io::{self, Write};
+
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+use crate::exit_code::DOCUMENTED;
+
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "LOCKRUN_DIR",
+        "Lock directory used when --lock-dir is not given (e.g. ~/aiconfig/.locks, the layout of the bash lock scripts, so both exclude each other).",
+    ),
+    (
+        "LOCKRUN_TIMEOUT",
+        "Default for -w/--timeout, in seconds (\"inf\" waits forever). Default 30.",
+    ),
+    ("LOCKRUN_DEBUG", "Set to 1 for the same trace as -v."),
+    ("NO_COLOR", "lockrun never colours its output."),
+];
+
+const FILES: &[(&str, &str)] = &[
+    (
+        "<lockdir>/<sha256>.lock/",
+        "The lock: a directory whose existence means held. <sha256> is the lowercase hex SHA-256 of the target's canonical absolute path.",
+    ),
+    (
+        "<lockdir>/<sha256>.lock/info",
+        "KEY: value lines: PID, ACQUIRED, HOSTNAME (as the bash scripts write them), then TOOL, PID_START, UID, MODE, LIVENESS, TARGET, LABEL, COMMAND, NONCE. The holder keeps an exclusive flock(2) on it while alive.",
+    ),
+    (
+        "<lockdir>/<sha256>.rw",
+        "Reader/writer gate of shared locks (flock LOCK_SH by readers, LOCK_EX by writers).",
+    ),
+    (
+        "<lockdir>/.tmp-*, .stale-*, .released-*",
+        "Short-lived entries of lock creation, breaking and release; garbage if a process died at that instant.",
+    ),
+];
+
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "lockrun with state.json -- ./update-state.sh",
+        "Run a script while holding the lock of state.json; wait up to 30 s for it.",
+    ),
+    (
+        "lockrun with -n -E 0 memory.json -- ./hook.sh",
+        "A hook that must never block a session: if the file is busy, skip and exit 0.",
+    ),
+    (
+        "lockrun with -w inf --max-hold 3600 /var/run/backup.lock -- backup.sh",
+        "A cron job that never overlaps itself and is stopped after an hour.",
+    ),
+    (
+        "LOCKRUN_DIR=~/aiconfig/.locks lockrun with notes.json -- cat notes.json",
+        "Share locks with the old file-lock.sh scripts during a migration.",
+    ),
+];
+
+/// The whole page as roff.
+pub fn render() -> io::Result<Vec<u8>> {
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone())
+        .date("")
+        .source(format!("lockrun {}", env!("CARGO_PKG_VERSION")));
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    render_commands(&mut out, &cmd)?;
+    section(&mut out, "EXIT STATUS", DOCUMENTED)?;
+    section(&mut out, "ENVIRONMENT", ENVIRONMENT)?;
+    section(&mut out, "FILES", FILES)?;
+    section(&mut out, "EXAMPLES", EXAMPLES)?;
+    man.render_version_section(&mut out)?;
+    Ok(out)
+}
+
+fn render_commands(out: &mut Vec<u8>, cmd: &clap::Command) -> io::Result<()> {
+    writeln!(out, ".SH COMMANDS")?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let mut sub = sub.clone().bin_name(format!("lockrun {}", sub.get_name()));
+        let usage = sub.render_usage().to_string();
+        let usage = usage.trim_start_matches("Usage: ");
+        writeln!(out, ".SS \"{}\"", escape(usage))?;
+        let about = sub
+            .get_long_about()
+            .or(sub.get_about())
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        for para in about.split("\n\n") {
+            writeln!(out, ".PP\n{}", escape(&para.replace('\n', " ")))?;
+        }
+        for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+            let mut names = Vec::new();
+            if let Some(s) = arg.get_short() {
+                names.push(format!("-{s}"));
+            }
+            if let Some(l) = arg.get_long() {
+                names.push(format!("--{l}"));
+            }
+            let value = arg
+                .get_value_names()
+                .map(|v| {
+                    v.iter()
+                        .map(|n| format!("<{n}>"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let head = if names.is_empty() {
+                value.clone()
+            } else if arg.get_action().takes_values() {
+                format!("{} {value}", names.join(", "))
+            } else {
+                names.join(", ")
+            };
+            let mut help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            if !defaults.is_empty() {
+                help.push_str(&format!(" [default: {}]", defaults.join(", ")));
+            }
+            if let Some(env) = arg.get_env() {
+                help.push_str(&format!(" [env: {}]", env.to_string_lossy()));
+            }
+            writeln!(out, ".TP\n\\fB{}\\fR\n{}", escape(&head), escape(&help))?;
+        }
+    }
+    Ok(())
+}
+
+fn section(out: &mut Vec<u8>, title: &str, items: &[(&str, &str)]) -> io::Result<()> {
+    writeln!(out, ".SH \"{title}\"")?;
+    for (term, text) in items {
+        writeln!(out, ".TP\n\\fB{}\\fR\n{}", escape(term), escape(text))?;
+    }
+    Ok(())
+}
+
+/// Roff-safe text: backslashes and dashes escaped, no line starting with a control
+/// character.
+fn escape(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    escaped
+        .lines()
+        .map(|l| {
+            if l.starts_with('.') || l.starts_with('\'') {
+                format!("\\&{l}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

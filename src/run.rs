@@ -1,0 +1,65 @@
+//! Dispatch: parse the command line, run the subcommand, and turn every error into one
+//! line on stderr and its exit code. The only place that decides how lockrun exits.
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
+use crate::cmd;
+use crate::error::{Error, Result};
+use crate::exit_code::ExitCode;
+
+/// Runs lockrun with `args` (program name first) and returns the process exit code.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::Usage.code()
+            } else {
+                ExitCode::Success.code()
+            };
+        }
+    };
+    if cli.verbose {
+        crate::trace::enable();
+    }
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lockrun: {e}");
+            e.code()
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<i32> {
+    match &cli.command {
+        Command::With(args) => cmd::with::run(args, cli.quiet),
+        Command::Man => {
+            let page = crate::man::render()
+                .map_err(|e| Error::Internal(format!("rendering the man page: {e}")))?;
+            write_stdout(&page)
+        }
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "lockrun", &mut out);
+            write_stdout(&out)
+        }
+    }
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<i32> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("<stdout>", e))?;
+    Ok(ExitCode::Success.code())
+}

@@ -1,0 +1,299 @@
+//! Platform code: every `unsafe` block of lockrun lives here, each with its reason.
+//!
+//! Linux is the primary platform; other Unix systems get the portable subset (no
+//! no-replace rename, no parent-death signal, no `/proc` start token).
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal};
+
+/// Renames `from` to `to` only if `to` does not exist.
+///
+/// Returns `ErrorKind::AlreadyExists` when `to` exists (a non-empty directory too), and
+/// `ErrorKind::Unsupported` when the filesystem or kernel cannot do it atomically, so
+/// the caller can fall back to `mkdir`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => Err(
+            io::Error::new(io::ErrorKind::Unsupported, "no-replace rename unsupported"),
+        ),
+        // ENOTEMPTY can come back for an existing non-empty target dir on some kernels.
+        Err(e) if e == rustix::io::Errno::NOTEMPTY => {
+            Err(io::Error::from(io::ErrorKind::AlreadyExists))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn rename_noreplace(_from: &Path, _to: &Path) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no-replace rename not implemented on this platform",
+    ))
+}
+
+/// This process's id.
+pub fn current_pid() -> u32 {
+    std::process::id()
+}
+
+/// The parent process's id (the shell that ran us, for `acquire`).
+pub fn parent_pid() -> u32 {
+    rustix::process::getppid().map_or(1, |p| p.as_raw_nonzero().get() as u32)
+}
+
+pub fn current_uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+pub fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// What `kill(pid, 0)` says about a process on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidState {
+    Alive,
+    /// ESRCH: no such process.
+    Gone,
+}
+
+pub fn pid_state(pid: u32) -> PidState {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return PidState::Gone;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Err(e) if e == rustix::io::Errno::SRCH => PidState::Gone,
+        // Success or EPERM: a process with that id exists.
+        _ => PidState::Alive,
+    }
+}
+
+/// This boot's identity, so a PID from before a reboot is never taken for a live one.
+pub fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_string())
+}
+
+/// A token that differs between two processes that had the same PID: the start time in
+/// clock ticks since boot (field 22 of `/proc/<pid>/stat`) and the boot id.
+pub fn process_start_token(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: skip past its end.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let starttime = rest.split_whitespace().nth(19)?;
+    Some(format!("{starttime}@{}", boot_id()?))
+}
+
+/// Sends `signal` to `pid`; a process that is already gone is not an error.
+pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return Ok(());
+    };
+    let Some(sig) = signal_from_raw(signal) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "unknown signal",
+        ));
+    };
+    match rustix::process::kill_process(pid, sig) {
+        Err(e) if e == rustix::io::Errno::SRCH => Ok(()),
+        r => r.map_err(Into::into),
+    }
+}
+
+fn signal_from_raw(signal: i32) -> Option<Signal> {
+    Some(match signal {
+        libc::SIGTERM => Signal::TERM,
+        libc::SIGKILL => Signal::KILL,
+        libc::SIGHUP => Signal::HUP,
+        libc::SIGINT => Signal::INT,
+        libc::SIGQUIT => Signal::QUIT,
+        libc::SIGUSR1 => Signal::USR1,
+        libc::SIGUSR2 => Signal::USR2,
+        _ => return None,
+    })
+}
+
+/// Makes the kernel SIGKILL the calling process when its parent thread exits. Meant to
+/// run in a freshly forked child before `exec` (async-signal-safe: one `prctl`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn die_with_parent() -> io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    Ok(())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn die_with_parent() -> io::Result<()> {
+    Ok(())
+}
+
+/// Arranges for `cmd`'s child to die with lockrun (Linux) and to start with the default
+/// disposition of the signals lockrun may have ignored.
+pub fn prepare_child(cmd: &mut std::process::Command, parent_pid: u32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec, so it may only call
+    // async-signal-safe functions: prctl, getppid, signal and _exit via the
+    // returned error are all async-signal-safe, and it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            die_with_parent()?;
+            // The parent may have died between fork and prctl: then nobody would kill us.
+            if libc::getppid() as u32 != parent_pid {
+                return Err(io::Error::other(
+                    "lockrun exited before the command started",
+                ));
+            }
+            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGPIPE] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A set of signals held pending in this thread, to be taken one at a time with
+/// [`SignalMask::wait`]. Dropping it restores the previous mask.
+#[derive(Debug)]
+pub struct SignalMask {
+    set: libc::sigset_t,
+    old: libc::sigset_t,
+}
+
+/// A signal taken by [`SignalMask::wait`].
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub signal: i32,
+    /// True when a process sent it with kill(2); false when the kernel raised it (for
+    /// SIGINT/SIGQUIT: the terminal, which also signalled the command's process group).
+    pub sent_by_process: bool,
+}
+
+impl SignalMask {
+    /// Blocks `signals` in the calling thread (children started later get a clean mask
+    /// from std's spawn).
+    pub fn block(signals: &[i32]) -> io::Result<Self> {
+        // SAFETY: sigset_t is plain data; sigemptyset initialises it before any use, and
+        // pthread_sigmask only reads `set` and writes `old`, both valid for the call.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            Ok(SignalMask { set, old })
+        }
+    }
+
+    /// Waits for one of the blocked signals, at most `timeout` (forever when `None`).
+    /// Returns `None` on timeout.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<Received>> {
+        loop {
+            // SAFETY: siginfo_t is plain data filled by the kernel; `self.set` was
+            // initialised in `block`; the timespec lives across the call.
+            let (rc, info) = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let rc = match timeout {
+                    Some(t) => {
+                        let ts = libc::timespec {
+                            tv_sec: t.as_secs() as libc::time_t,
+                            tv_nsec: t.subsec_nanos() as libc::c_long,
+                        };
+                        libc::sigtimedwait(&self.set, &mut info, &ts)
+                    }
+                    None => libc::sigwaitinfo(&self.set, &mut info),
+                };
+                (rc, info)
+            };
+            if rc >= 0 {
+                return Ok(Some(Received {
+                    signal: rc,
+                    sent_by_process: info.si_code == libc::SI_USER
+                        || info.si_code == libc::SI_QUEUE,
+                }));
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EAGAIN) => return Ok(None),
+                Some(libc::EINTR) => continue,
+                _ => return Err(err),
+            }
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<Received>> {
+        // Portable fallback: poll the pending set. Coarse, but correct.
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            // SAFETY: sigpending writes a sigset_t we own; sigismember only reads it.
+            let pending = unsafe {
+                let mut p: libc::sigset_t = std::mem::zeroed();
+                libc::sigpending(&mut p);
+                p
+            };
+            for sig in 1..32 {
+                // SAFETY: both sets are initialised sigset_t values.
+                let hit = unsafe {
+                    libc::sigismember(&self.set, sig) == 1 && libc::sigismember(&pending, sig) == 1
+                };
+                if hit {
+                    let mut got: libc::c_int = 0;
+                    // SAFETY: sigwait returns at once since `sig` is pending and blocked.
+                    unsafe { libc::sigwait(&self.set, &mut got) };
+                    return Ok(Some(Received {
+                        signal: got,
+                        sent_by_process: true,
+                    }));
+                }
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for SignalMask {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `block`, a valid sigset_t.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
+    }
+}
+
+/// `Path` as a C string, for the few libc calls that take one.
+pub fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Lets `fd` survive `exec` (for `--inherit` and `--exec`).
+pub fn set_inheritable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+    Ok(())
+}
+
+pub fn set_close_on_exec(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! `-v` / `LOCKRUN_DEBUG=1`: one stderr line per lock step, stamped with the time since
+//! start, so a slow or stuck run can be explained after the fact.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static START: OnceLock<Instant> = OnceLock::new();
+
+pub fn enable() {
+    START.get_or_init(Instant::now);
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Prints one trace line when tracing is on; the message is built only then.
+pub fn step(message: impl FnOnce() -> String) {
+    if enabled() {
+        let start = START.get_or_init(Instant::now);
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        eprintln!("lockrun: [{ms:9.3} ms] {}", message());
+    }
+}
