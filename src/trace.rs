@@ -22,6 +22,11 @@ pub fn step(message: impl FnOnce() -> String) {
     if enabled() {
         let start = START.get_or_init(Instant::now);
         let ms = start.elapsed().as_secs_f64() * 1000.0;
-        eprintln!("lockrun: [{ms:9.3} ms] {}", message());
+        // The wall-clock stamp lets lines of different processes be put in order (the
+        // benchmark measures release-to-handoff latency with it).
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        eprintln!("lockrun: [{ms:9.3} ms @{wall:.6}] {}", message());
     }
 }

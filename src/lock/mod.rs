@@ -231,7 +231,12 @@ pub fn acquire_key(key: LockKey, lock_dir: PathBuf, opts: &LockOptions) -> Resul
             Err(e) => return Err(Error::io(&rw_path, e)),
         }
     }
-    trace::step(|| format!("acquired after {}", format_age(started.elapsed())));
+    trace::step(|| {
+        format!(
+            "acquired after {:.3} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        )
+    });
     Ok(guard)
 }
 
