@@ -31,6 +31,10 @@ pub enum Error {
     )]
     LockDirNotDir { path: PathBuf },
 
+    /// Something that is not a lock sits where a lock must go (a symlink, a file).
+    #[error("{0}")]
+    NotALock(String),
+
     #[error("{target} is locked by {holder}; gave up after {waited}", target = target.display())]
     Busy {
         target: PathBuf,
@@ -76,7 +80,9 @@ impl Error {
         match self {
             Error::Usage(_) => ExitCode::Usage.code(),
             Error::Io { source, .. } => io_code(source),
-            Error::LockDir { .. } | Error::LockDirNotDir { .. } => ExitCode::CantCreate.code(),
+            Error::LockDir { .. } | Error::LockDirNotDir { .. } | Error::NotALock(_) => {
+                ExitCode::CantCreate.code()
+            }
             Error::Busy { exit_code, .. } => *exit_code,
             Error::LockLost { .. } => ExitCode::Software.code(),
             Error::Missing { .. } => ExitCode::NoInput.code(),

@@ -215,6 +215,16 @@ pub fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
         .unwrap_or_default();
     let file = match open_info_in(&dir) {
         Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}/info is a symlink, not a lock file; remove {} by hand",
+                    lock_path.display(),
+                    lock_path.display()
+                ),
+            ));
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if dir_age < INFOLESS_GRACE {
                 return Ok(Probe::Alive {

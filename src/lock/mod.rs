@@ -305,9 +305,8 @@ impl Waiting<'_> {
         }
     }
 
-    /// Blocks on `file`'s flock (shared or exclusive) until it is granted, or until the
-    /// next wake-up; returns whether it was granted. The lock taken is dropped at once
-    /// unless `keep` (then it stays with the returned file... which is consumed here).
+    /// Blocks on `file`'s flock (shared or exclusive) until it is granted or the wait
+    /// expires; returns whether it was granted. The flock is given back at once.
     fn wait_on(&mut self, file: File, exclusive: bool, holder: &str) -> Result<bool> {
         loop {
             self.maybe_notice(holder);
@@ -399,7 +398,7 @@ fn acquire_dir(
             Err(e) => return Err(lock_create_error(lock_dir, e)),
         }
         let probe = dir::probe(&lock_path, &judge).map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidData => Error::Internal(e.to_string()),
+            io::ErrorKind::InvalidData => Error::NotALock(e.to_string()),
             _ => Error::io(&lock_path, e),
         })?;
         match probe {

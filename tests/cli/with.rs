@@ -622,3 +622,32 @@ fn lockrun_dir_env_and_flag_choose_the_lock_dir() {
     assert_eq!(stdout(&out).trim(), "1");
     assert!(!Path::new(&env.path(".locks")).exists());
 }
+
+#[test]
+fn symlinks_planted_in_the_lock_dir_are_never_followed() {
+    let env = TestEnv::new();
+    // A real-looking lock somewhere else, and a symlink to it where f's lock goes.
+    let decoy = env.path("decoy");
+    fs::create_dir(&decoy).unwrap();
+    fs::write(decoy.join("info"), "PID: 1\nLIVENESS: flock\n").unwrap();
+    let lock = lock_dir_of(&env, "f");
+    fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    symlink(&decoy, &lock).unwrap();
+    let out = env.run(["with", "-n", "f", "--", "touch", "ran"]);
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert!(stderr(&out).contains("symlink"), "{}", stderr(&out));
+    assert!(
+        decoy.join("info").exists() && lock.is_symlink(),
+        "nothing was followed or removed"
+    );
+    assert!(!env.path("ran").exists());
+
+    // A lock dir whose info is a symlink is refused the same way.
+    fs::remove_file(&lock).unwrap();
+    fs::create_dir(&lock).unwrap();
+    symlink(decoy.join("info"), lock.join("info")).unwrap();
+    let out = env.run(["with", "-n", "f", "--", "touch", "ran"]);
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert!(decoy.join("info").exists() && lock.join("info").is_symlink());
+    assert!(!env.path("ran").exists());
+}
