@@ -169,10 +169,10 @@ pub fn publish(lock_dir: &Path, hex: &str, info: &Info) -> io::Result<Option<Hel
 }
 
 fn write_locked_info(dir: &Path, info: &Info) -> io::Result<File> {
-    let dir_fd = open_nofollow_dir(dir)?;
+    // O_EXCL|O_NOFOLLOW: never write through a planted link.
     let fd = rustix::fs::openat(
-        &dir_fd,
-        "info",
+        rustix::fs::CWD,
+        &dir.join("info"),
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         FileMode::from_raw_mode(0o644),
     )?;
@@ -431,13 +431,23 @@ fn test_pause_before_break(lock_path: &Path) {
 /// Releases a lock we hold. Errors with `LockLost` text when the lock was broken or
 /// replaced from outside meanwhile (then nothing is removed).
 pub fn release(held: HeldDir) -> Result<(), ReleaseError> {
-    match same_info(&held.lock_path, &held.info_file, None) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(ReleaseError::Lost(format!(
-                "{} no longer holds our info file",
-                held.lock_path.display()
-            )));
+    let lost = || {
+        ReleaseError::Lost(format!(
+            "{} no longer holds our info file",
+            held.lock_path.display()
+        ))
+    };
+    let ours = held
+        .info_file
+        .metadata()
+        .map_err(|e| ReleaseError::Io(held.lock_path.clone(), e))?;
+    match fs::symlink_metadata(held.lock_path.join("info")) {
+        Ok(current) if file_id(&current) == file_id(&ours) => {}
+        Ok(_) => return Err(lost()),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            return Err(lost());
         }
         Err(e) => return Err(ReleaseError::Io(held.lock_path.clone(), e)),
     }
@@ -446,8 +456,12 @@ pub fn release(held: HeldDir) -> Result<(), ReleaseError> {
         .join(format!(".released-{}-{}", held.hex, held.nonce));
     fs::rename(&held.lock_path, &released)
         .map_err(|e| ReleaseError::Io(held.lock_path.clone(), e))?;
-    // Still holding the flock: nobody can take the released dir for a dead lock.
-    remove_private_dir(&released);
+    // Still holding the flock: nobody can take the released dir for a dead lock. The
+    // dir holds only `info` unless someone put more there.
+    let _ = fs::remove_file(released.join("info"));
+    if fs::remove_dir(&released).is_err() {
+        remove_private_dir(&released);
+    }
     trace::step(|| format!("released {}", held.lock_path.display()));
     drop(held.info_file);
     Ok(())
