@@ -172,7 +172,7 @@ fn write_locked_info(dir: &Path, info: &Info) -> io::Result<File> {
     // O_EXCL|O_NOFOLLOW: never write through a planted link.
     let fd = rustix::fs::openat(
         rustix::fs::CWD,
-        &dir.join("info"),
+        dir.join("info"),
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         FileMode::from_raw_mode(0o644),
     )?;
