@@ -13,9 +13,9 @@ use crate::json::{self as js, atomic};
 
 pub fn run(args: &AppendArgs, quiet: bool) -> Result<i32> {
     let origin = js::display(&args.file);
-    let value = js::parse("JSON", args.json.as_bytes())?;
+    let value = js::parse(&format!("{origin}: JSON argument"), args.json.as_bytes())?;
     if let Some(path) = &args.schema {
-        Schema::load(path)?.check(&origin, &value)?;
+        Schema::load(&origin, path)?.check(&origin, &value)?;
     }
     let line = Layout::compact().render(&value);
     if args.dry_run {

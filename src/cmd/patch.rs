@@ -24,8 +24,9 @@ pub fn run(args: &PatchArgs, quiet: bool) -> Result<i32> {
         })?;
         (js::display(&args.patch), bytes)
     };
-    let patch_doc = js::parse(&shown, &bytes)?;
-    let create = parse_create(args.create.as_deref())?;
+    let origin = js::display(&args.file);
+    let patch_doc = js::parse(&format!("{origin}: patch {shown}"), &bytes)?;
+    let create = parse_create(&args.file, args.create.as_deref())?;
     let opts = args
         .common
         .options(quiet, format!("lockrun patch {shown}"), create);
@@ -36,8 +37,11 @@ pub fn run(args: &PatchArgs, quiet: bool) -> Result<i32> {
             Ok(doc)
         })?
     } else {
-        let patch: json_patch::Patch = serde_json::from_value(patch_doc)
-            .map_err(|e| Error::data(format!("{shown}: not an RFC 6902 JSON Patch: {e}")))?;
+        let patch: json_patch::Patch = serde_json::from_value(patch_doc).map_err(|e| {
+            Error::data(format!(
+                "{origin}: patch {shown} is not an RFC 6902 JSON Patch: {e}"
+            ))
+        })?;
         edit::modify(&args.file, &opts, |origin, doc| {
             let mut doc = doc.clone();
             json_patch::patch(&mut doc, &patch).map_err(|e| {

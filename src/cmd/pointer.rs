@@ -11,14 +11,18 @@ pub fn set(args: &SetArgs, quiet: bool) -> Result<i32> {
     let value = if args.string {
         Value::String(args.value.clone())
     } else {
-        crate::json::parse("VALUE", args.value.as_bytes()).map_err(|e| match e {
+        crate::json::parse(
+            &format!("{}: VALUE", args.file.display()),
+            args.value.as_bytes(),
+        )
+        .map_err(|e| match e {
             Error::Data(msg) => Error::Data(format!(
                 "{msg} (use --string to store it as a plain string)"
             )),
             other => other,
         })?
     };
-    let create = parse_create(args.create.as_deref())?;
+    let create = parse_create(&args.file, args.create.as_deref())?;
     let opts = args
         .common
         .options(quiet, format!("lockrun set {}", args.pointer), create);

@@ -16,12 +16,12 @@ pub fn run(args: &UpdateArgs, quiet: bool) -> Result<i32> {
     }
     for pair in args.argjson.chunks(2) {
         if let [name, text] = pair {
-            let value = js::parse(&format!("--argjson {name}"), text.as_bytes())?;
+            let value = js::parse(&format!("{origin}: --argjson {name}"), text.as_bytes())?;
             named.push((name.clone(), value));
         }
     }
     let program = Program::compile(&origin, &args.filter, &Args { named })?;
-    let create = parse_create(args.create.as_deref())?;
+    let create = parse_create(&args.file, args.create.as_deref())?;
     let opts = args
         .common
         .options(quiet, format!("lockrun update {}", args.filter), create);

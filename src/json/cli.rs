@@ -267,8 +267,12 @@ impl WriteCommon {
 }
 
 /// Parses `--create JSON`.
-pub fn parse_create(create: Option<&str>) -> crate::error::Result<Option<serde_json::Value>> {
+pub fn parse_create(
+    file: &std::path::Path,
+    create: Option<&str>,
+) -> crate::error::Result<Option<serde_json::Value>> {
+    let origin = format!("{}: --create", file.display());
     create
-        .map(|text| crate::json::parse("--create", text.as_bytes()))
+        .map(|text| crate::json::parse(&origin, text.as_bytes()))
         .transpose()
 }

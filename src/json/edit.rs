@@ -85,7 +85,11 @@ pub fn modify(
     compute: impl FnOnce(&str, &Value) -> Result<Value>,
 ) -> Result<Outcome> {
     let origin = js::display(file);
-    let schema = opts.schema.as_deref().map(Schema::load).transpose()?;
+    let schema = opts
+        .schema
+        .as_deref()
+        .map(|p| Schema::load(&origin, p))
+        .transpose()?;
     let guard = take_lock(file, &opts.lock, opts.no_lock)?;
     let outcome = modify_locked(
         file,
@@ -183,9 +187,13 @@ pub fn effective_backup(opts: &WriteOptions) -> Option<BackupKind> {
 /// Replaces `file` with `data` as is (`write`); `json` refuses data that is not JSON.
 pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) -> Result<Outcome> {
     let origin = js::display(file);
-    let schema = opts.schema.as_deref().map(Schema::load).transpose()?;
+    let schema = opts
+        .schema
+        .as_deref()
+        .map(|p| Schema::load(&origin, p))
+        .transpose()?;
     if json || schema.is_some() {
-        let doc = js::parse("<stdin>", data)?;
+        let doc = js::parse(&format!("{origin}: <stdin>"), data)?;
         if let Some(s) = &schema {
             s.check(&origin, &doc)?;
         }

@@ -26,11 +26,35 @@ pub fn set(origin: &str, doc: &mut Value, ptr: &Pointer, value: Value) -> Result
         *doc = value;
         return Ok(());
     }
+    // Refuse to go through a scalar (jsonptr would replace it with an object).
+    let mut at = ptr;
+    while let Some(parent) = at.parent() {
+        if let Ok(v) = parent.resolve(doc)
+            && !(v.is_object() || v.is_array())
+        {
+            return Err(Error::data(format!(
+                "{origin}: cannot set '{ptr}': '{parent}' is {} (nothing written)",
+                kind(v)
+            )));
+        }
+        at = parent;
+    }
     ptr.assign(doc, value).map(|_| ()).map_err(|e| {
         Error::data(format!(
             "{origin}: cannot set '{ptr}': {e} (nothing written)"
         ))
     })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// Removes the value at `ptr`.

@@ -15,12 +15,14 @@ pub struct Schema {
 }
 
 impl Schema {
-    pub fn load(path: &Path) -> Result<Schema> {
+    /// Loads the schema at `path` for checking `origin` (named in errors).
+    pub fn load(origin: &str, path: &Path) -> Result<Schema> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let value = super::parse(&shown, &bytes)?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::io(format!("{origin}: schema {shown}"), e))?;
+        let value = super::parse(&format!("{origin}: schema {shown}"), &bytes)?;
         let validator = jsonschema::validator_for(&value)
-            .map_err(|e| Error::data(format!("{shown}: not a usable JSON Schema: {e}")))?;
+            .map_err(|e| Error::data(format!("{origin}: schema {shown} is not usable: {e}")))?;
         Ok(Schema { validator, shown })
     }
 
