@@ -309,10 +309,13 @@ fn jq_differences_hold() {
     );
     // Appending to a missing array works as in jq.
     assert!(run(".s += [1]").1.contains("\"s\":[1]"));
-    // Not in jaq: $__loc__, input/inputs, input_filename, @base32d, ascii, @csv? (tested).
+    // Not in jaq (or not offered by lockrun): $__loc__, input, inputs, input_filename,
+    // @base32d, ascii.
     for f in [
         ".x = $__loc__",
         ".x = input",
+        ".x = [inputs]",
+        ".x = (65 | ascii)",
         ".x = input_filename",
         ".x = (\"\" | @base32d)",
     ] {
