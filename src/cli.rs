@@ -45,6 +45,42 @@ pub enum Command {
     )]
     With(WithArgs),
 
+    #[command(
+        long_about = crate::json::jq_differences::UPDATE_LONG_ABOUT,
+        after_help = "Examples:\n  lockrun update memory.json '.sessions += [$s]' --argjson s '{\"id\":\"x\"}' --backup\n  lockrun update -n -E 0 memory.json '.hits += 1'   # a hook that must never wait\n  lockrun update --create '{}' state.json '.last = $t' --arg t \"$(date -u +%FT%TZ)\""
+    )]
+    /// Apply a jq filter to a JSON file under its lock and replace the file atomically.
+    Update(crate::json::cli::UpdateArgs),
+
+    /// Set the value at a JSON Pointer (RFC 6901) under the lock.
+    Set(crate::json::cli::SetArgs),
+
+    /// Print the value at a JSON Pointer (RFC 6901), under a shared lock.
+    Get(crate::json::cli::GetArgs),
+
+    /// Remove the value at a JSON Pointer (RFC 6901) under the lock.
+    Delete(crate::json::cli::DeleteArgs),
+
+    /// Apply an RFC 6902 JSON Patch (all or nothing) or, with --merge, an RFC 7396 merge
+    /// patch, under the lock.
+    Patch(crate::json::cli::PatchArgs),
+
+    /// Append one JSON value as one compact line to a JSON Lines file, under the lock.
+    Append(crate::json::cli::AppendArgs),
+
+    /// Print a JSON file, or the value at a JSON Pointer, under a shared lock.
+    ///
+    /// Without POINTER, --raw or --compact the file is printed as stored (after checking
+    /// that it is valid JSON).
+    Read(crate::json::cli::ReadArgs),
+
+    /// Replace a file with stdin atomically, under the lock.
+    ///
+    /// The data is written to a temp file beside the target, synced and renamed over
+    /// it: readers see the old or the new content, never a mix. The old file's mode and
+    /// owner are kept; a symlinked target stays a symlink.
+    Write(crate::json::cli::WriteArgs),
+
     /// Print the man page (roff) on stdout.
     #[command(hide = true)]
     Man,

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cmd;
 pub mod error;
 pub mod exit_code;
+pub mod json;
 pub mod lock;
 pub mod man;
 mod run;

@@ -43,6 +43,14 @@ where
 fn dispatch(cli: &Cli) -> Result<i32> {
     match &cli.command {
         Command::With(args) => cmd::with::run(args, cli.quiet),
+        Command::Update(args) => cmd::update::run(args, cli.quiet),
+        Command::Set(args) => cmd::pointer::set(args, cli.quiet),
+        Command::Get(args) => cmd::read::get(args, cli.quiet),
+        Command::Delete(args) => cmd::pointer::delete(args, cli.quiet),
+        Command::Patch(args) => cmd::patch::run(args, cli.quiet),
+        Command::Append(args) => cmd::append::run(args, cli.quiet),
+        Command::Read(args) => cmd::read::read(args, cli.quiet),
+        Command::Write(args) => cmd::write::run(args, cli.quiet),
         Command::Man => {
             let page = crate::man::render()
                 .map_err(|e| Error::Internal(format!("rendering the man page: {e}")))?;

@@ -2,6 +2,14 @@
 
 pub mod with;
 
+pub mod append;
+pub mod json_out;
+pub mod patch;
+pub mod pointer;
+pub mod read;
+pub mod update;
+pub mod write;
+
 use std::time::Duration;
 
 use crate::cli::LockArgs;

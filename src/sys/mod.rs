@@ -297,3 +297,13 @@ pub fn set_close_on_exec(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
     Ok(())
 }
+
+/// Makes writes past `ulimit -f` fail with EFBIG instead of killing the process with
+/// SIGXFSZ, so a too-large result is reported (exit 74) and its temp file removed.
+pub fn ignore_file_size_signal() {
+    // SAFETY: installing SIG_IGN for SIGXFSZ touches no memory of ours and is
+    // async-signal-safe; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}

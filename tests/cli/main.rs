@@ -5,4 +5,7 @@
 mod testenv;
 
 mod docs;
+mod json;
+mod json_bad_input;
+mod json_stress;
 mod with;

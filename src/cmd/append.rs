@@ -1,0 +1,90 @@
+//! `lockrun append FILE JSON`: one compact, validated line at the end of a JSON Lines
+//! file, under the lock. A failed write is cut back off, leaving the file as it was.
+
+use std::fs::OpenOptions;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::error::{Error, Result};
+use crate::json::cli::AppendArgs;
+use crate::json::layout::Layout;
+use crate::json::schema::Schema;
+use crate::json::{self as js, atomic};
+
+pub fn run(args: &AppendArgs, quiet: bool) -> Result<i32> {
+    let origin = js::display(&args.file);
+    let value = js::parse(&format!("{origin}: JSON argument"), args.json.as_bytes())?;
+    if let Some(path) = &args.schema {
+        Schema::load(&origin, path)?.check(&origin, &value)?;
+    }
+    let line = Layout::compact().render(&value);
+    if args.dry_run {
+        super::json_out::print_text(&line)?;
+        return Ok(0);
+    }
+    let mut opts = super::lock_options(&args.lock, quiet);
+    opts.command = Some("lockrun append".into());
+    let guard = crate::lock::acquire(&args.file, &opts)?;
+    let result = append_line(&args.file, &line);
+    match result {
+        Ok(()) => guard.release()?,
+        Err(e) => {
+            drop(guard);
+            return Err(e);
+        }
+    }
+    Ok(0)
+}
+
+fn append_line(path: &std::path::Path, line: &str) -> Result<()> {
+    crate::sys::ignore_file_size_signal();
+    let io_err = |e| Error::io(path, e);
+    let existed = path.exists();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o666)
+        .open(path)
+        .map_err(io_err)?;
+    if file.metadata().map_err(io_err)?.is_dir() {
+        return Err(io_err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "is a directory",
+        )));
+    }
+    let len = file.seek(SeekFrom::End(0)).map_err(io_err)?;
+    let mut record = String::with_capacity(line.len() + 2);
+    if len > 0 {
+        // A last line without its newline (a crashed writer of another tool) stays
+        // separate from ours.
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1)).map_err(io_err)?;
+        file.read_exact(&mut last).map_err(io_err)?;
+        if last[0] != b'\n' {
+            record.push('\n');
+        }
+    }
+    record.push_str(line);
+    record.push('\n');
+    let written = file
+        .write_all(record.as_bytes())
+        .and_then(|()| file.sync_data());
+    if let Err(e) = written {
+        let _ = file.set_len(len);
+        let _ = file.sync_data();
+        if !existed && len == 0 {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(io_err(e));
+    }
+    if !existed && let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        };
+        atomic::sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}

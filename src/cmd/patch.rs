@@ -1,0 +1,60 @@
+//! `lockrun patch FILE PATCH|-`: RFC 6902 JSON Patch (all or nothing) or, with
+//! `--merge`, RFC 7396 JSON Merge Patch, under the lock.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::json::cli::{PatchArgs, parse_create};
+use crate::json::{self as js, edit};
+
+pub fn run(args: &PatchArgs, quiet: bool) -> Result<i32> {
+    let (shown, bytes) = if args.patch == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io("<stdin>", e))?;
+        ("<stdin>".to_string(), buf)
+    } else {
+        let bytes = std::fs::read(&args.patch).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Missing {
+                path: args.patch.clone(),
+            },
+            _ => Error::io(&args.patch, e),
+        })?;
+        (js::display(&args.patch), bytes)
+    };
+    let origin = js::display(&args.file);
+    let patch_doc = js::parse(&format!("{origin}: patch {shown}"), &bytes)?;
+    let create = parse_create(&args.file, args.create.as_deref())?;
+    let opts = args
+        .common
+        .options(quiet, format!("lockrun patch {shown}"), create);
+    let outcome = if args.merge {
+        edit::modify(&args.file, &opts, |_, doc| {
+            let mut doc = doc.clone();
+            json_patch::merge(&mut doc, &patch_doc);
+            Ok(doc)
+        })?
+    } else {
+        let patch: json_patch::Patch = serde_json::from_value(patch_doc).map_err(|e| {
+            Error::data(format!(
+                "{origin}: patch {shown} is not an RFC 6902 JSON Patch: {e}"
+            ))
+        })?;
+        edit::modify(&args.file, &opts, |origin, doc| {
+            let mut doc = doc.clone();
+            json_patch::patch(&mut doc, &patch).map_err(|e| {
+                Error::data(format!(
+                    "{origin}: patch {shown} failed at operation {} ({}): {} (nothing written)",
+                    e.operation, e.path, e.kind
+                ))
+            })?;
+            Ok(doc)
+        })?
+    };
+    if args.print || opts.dry_run {
+        super::json_out::print_text(&outcome.text)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,56 @@
+//! `lockrun set|delete FILE POINTER`: RFC 6901 JSON Pointer edits under the lock.
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::json::cli::{DeleteArgs, SetArgs, parse_create};
+use crate::json::{edit, pointer};
+
+pub fn set(args: &SetArgs, quiet: bool) -> Result<i32> {
+    let ptr = pointer::parse(&args.pointer)?;
+    let value = if args.string {
+        Value::String(args.value.clone())
+    } else {
+        crate::json::parse(
+            &format!("{}: VALUE", args.file.display()),
+            args.value.as_bytes(),
+        )
+        .map_err(|e| match e {
+            Error::Data(msg) => Error::Data(format!(
+                "{msg} (use --string to store it as a plain string)"
+            )),
+            other => other,
+        })?
+    };
+    let create = parse_create(&args.file, args.create.as_deref())?;
+    let opts = args
+        .common
+        .options(quiet, format!("lockrun set {}", args.pointer), create);
+    let outcome = edit::modify(&args.file, &opts, |origin, doc| {
+        let mut doc = doc.clone();
+        pointer::set(origin, &mut doc, ptr, value)?;
+        Ok(doc)
+    })?;
+    if args.print || opts.dry_run {
+        super::json_out::print_text(&outcome.text)?;
+    }
+    Ok(0)
+}
+
+pub fn delete(args: &DeleteArgs, quiet: bool) -> Result<i32> {
+    let ptr = pointer::parse(&args.pointer)?;
+    let opts = args
+        .common
+        .options(quiet, format!("lockrun delete {}", args.pointer), None);
+    let outcome = edit::modify(&args.file, &opts, |origin, doc| {
+        let mut doc = doc.clone();
+        match pointer::delete(origin, &mut doc, ptr) {
+            Err(Error::Data(_)) if args.force => Ok(doc),
+            other => other.map(|()| doc),
+        }
+    })?;
+    if args.print || opts.dry_run {
+        super::json_out::print_text(&outcome.text)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,35 @@
+//! `lockrun update FILE FILTER`: a jq filter (embedded jaq) applied under the lock.
+
+use crate::error::Result;
+use crate::json::cli::{UpdateArgs, parse_create};
+use crate::json::edit;
+use crate::json::filter::{Args, Program};
+use crate::json::{self as js};
+
+pub fn run(args: &UpdateArgs, quiet: bool) -> Result<i32> {
+    let origin = js::display(&args.file);
+    let mut named = Vec::new();
+    for pair in args.arg.chunks(2) {
+        if let [name, value] = pair {
+            named.push((name.clone(), serde_json::Value::String(value.clone())));
+        }
+    }
+    for pair in args.argjson.chunks(2) {
+        if let [name, text] = pair {
+            let value = js::parse(&format!("{origin}: --argjson {name}"), text.as_bytes())?;
+            named.push((name.clone(), value));
+        }
+    }
+    let program = Program::compile(&origin, &args.filter, &Args { named })?;
+    let create = parse_create(&args.file, args.create.as_deref())?;
+    let opts = args
+        .common
+        .options(quiet, format!("lockrun update {}", args.filter), create);
+    let outcome = edit::modify(&args.file, &opts, |origin, doc| {
+        program.run_one(origin, doc)
+    })?;
+    if args.print || opts.dry_run {
+        super::json_out::print_text(&outcome.text)?;
+    }
+    Ok(0)
+}

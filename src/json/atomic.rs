@@ -1,0 +1,125 @@
+//! Atomic replacement of a file: temp file beside the real target, full write, fsync,
+//! the old file's mode (and owner when permitted), rename over the real file (a
+//! symlink stays a symlink), fsync of the directory. On any failure the temp file is
+//! removed and the old file is untouched.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Marker in temp file names: `.<name>.lockrun-tmp-<pid>-<n>`.
+const TMP_MARK: &str = ".lockrun-tmp-";
+
+/// The file a write really replaces: symlinks resolved (a missing file: its resolved
+/// parent plus its name).
+pub fn real_target(path: &Path) -> Result<PathBuf> {
+    match fs::canonicalize(path) {
+        Ok(p) => Ok(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let name = path
+                .file_name()
+                .ok_or_else(|| Error::usage(format!("{}: not a file name", path.display())))?;
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let parent = fs::canonicalize(parent).map_err(|e| Error::io(parent, e))?;
+            Ok(parent.join(name))
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn tmp_prefix(real: &Path) -> String {
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}{TMP_MARK}")
+}
+
+/// Removes temp files a killed writer of `real` left behind. Only call it while holding
+/// the exclusive lock of `real` (no other lockrun writer is in flight then).
+pub fn remove_stale_temps(real: &Path) {
+    let Some(dir) = real.parent() else { return };
+    let prefix = tmp_prefix(real);
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Replaces `real` with `data`. `shown` is the name used in errors (what the user typed).
+/// `like` is the metadata whose mode and owner the new file takes (the old file's).
+pub fn replace(shown: &Path, real: &Path, data: &[u8], like: Option<&fs::Metadata>) -> Result<()> {
+    sys::ignore_file_size_signal();
+    let dir = real.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        "{}{}-{}",
+        tmp_prefix(real),
+        std::process::id(),
+        unique()
+    ));
+    // Signals that would kill us are held back while the temp file exists: they take
+    // effect after the rename or after the temp file is removed.
+    let mask = sys::SignalMask::block(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT])
+        .map_err(|e| Error::Internal(format!("cannot block signals: {e}")))?;
+    let result = write_tmp(&tmp, data, like).and_then(|file| {
+        drop(file);
+        fs::rename(&tmp, real)
+    });
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        drop(mask);
+        return Err(Error::io(shown, e));
+    }
+    drop(mask);
+    sync_dir(dir).map_err(|e| Error::io(dir, e))
+}
+
+fn write_tmp(tmp: &Path, data: &[u8], like: Option<&fs::Metadata>) -> io::Result<File> {
+    let mode = like.map_or(0o666, |m| m.mode() & 0o7777);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(tmp)?;
+    file.write_all(data)?;
+    if let Some(m) = like {
+        // The umask may have masked the mode at create time; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))?;
+        let ours = file.metadata()?;
+        if ours.uid() != m.uid() || ours.gid() != m.gid() {
+            // Only root (or the owner, for the group) may; otherwise keep ours.
+            let _ = std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()));
+            // chown clears set-id bits; put the mode back.
+            let _ = file.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777));
+        }
+    }
+    file.sync_all()?;
+    Ok(file)
+}
+
+/// Flushes a directory entry change (rename, create) to disk.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn unique() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{nanos:x}{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}

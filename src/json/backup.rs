@@ -1,0 +1,67 @@
+//! `--backup[=simple|numbered]`: GNU names (`FILE~`, `FILE.~N~`), written completely and
+//! synced (via the same atomic replace) before the target is replaced.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::json::atomic;
+
+/// The GNU backup "version control" methods lockrun supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackupKind {
+    /// `FILE~`, replaced each time.
+    Simple,
+    /// `FILE.~1~`, `FILE.~2~`, ... one per change.
+    Numbered,
+}
+
+/// Saves `original` (the bytes of `real` before the change) as a backup of `real`, and
+/// prunes numbered backups to the newest `keep`. Returns the backup's path.
+pub fn save(
+    real: &Path,
+    original: &[u8],
+    like: Option<&fs::Metadata>,
+    kind: BackupKind,
+    keep: Option<usize>,
+) -> Result<PathBuf> {
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = real.parent().unwrap_or(Path::new("."));
+    let path = match kind {
+        BackupKind::Simple => dir.join(format!("{name}~")),
+        BackupKind::Numbered => {
+            let next = numbered(dir, &name)?.last().map_or(1, |(n, _)| n + 1);
+            dir.join(format!("{name}.~{next}~"))
+        }
+    };
+    atomic::replace(&path, &path, original, like)?;
+    if let (BackupKind::Numbered, Some(keep)) = (kind, keep) {
+        let all = numbered(dir, &name)?;
+        let excess = all.len().saturating_sub(keep.max(1));
+        for (_, old) in all.into_iter().take(excess) {
+            fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+        }
+    }
+    Ok(path)
+}
+
+/// Existing `NAME.~N~` files in `dir`, by ascending N.
+fn numbered(dir: &Path, name: &str) -> Result<Vec<(u64, PathBuf)>> {
+    let prefix = format!("{name}.~");
+    let mut found = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if let Some(rest) = file.strip_prefix(&prefix)
+            && let Some(num) = rest.strip_suffix('~')
+            && let Ok(n) = num.parse::<u64>()
+        {
+            found.push((n, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}

@@ -1,0 +1,289 @@
+//! jq filters, run by the embedded jaq engine (jaq-core + jaq-std + jaq-json).
+//!
+//! Documents travel as `serde_json::Value` (key order kept, numbers as written) and are
+//! converted to jaq's `Val` and back here. The conversion keeps a number's text for
+//! every number the filter does not compute: integers become jaq integers (printed back
+//! identically), every other number (`1.0`, `1e5`, `-0`, `0.10`) becomes jaq's
+//! decimal-string number, which jaq carries unchanged until arithmetic touches it.
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars, data};
+use jaq_json::{Num, Rc, Val};
+use serde_json::{Map, Number, Value};
+
+use crate::error::{Error, Result};
+
+type Data = data::JustLut<Val>;
+
+/// A compiled filter with its global variables.
+pub struct Program {
+    filter: jaq_core::Filter<Data>,
+    vars: Vec<Val>,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program").finish_non_exhaustive()
+    }
+}
+
+/// Named variables: `--arg` (strings) and `--argjson` (JSON values), in order.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    pub named: Vec<(String, Value)>,
+}
+
+impl Program {
+    /// Compiles `code`; errors name `origin` (the target file) and the filter position.
+    pub fn compile(origin: &str, code: &str, args: &Args) -> Result<Program> {
+        let mut names: Vec<String> = vec!["$ENV".into(), "$ARGS".into(), "$__prog_name".into()];
+        let mut named = serde_json::Map::new();
+        for (name, value) in &args.named {
+            if !is_ident(name) {
+                return Err(Error::usage(format!(
+                    "'{name}' is not a valid variable name for --arg/--argjson"
+                )));
+            }
+            names.push(format!("${name}"));
+            named.insert(name.clone(), value.clone());
+        }
+        let env: serde_json::Map<String, Value> = std::env::vars_os()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    Value::String(v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        let mut arg_obj = serde_json::Map::new();
+        arg_obj.insert("positional".into(), Value::Array(Vec::new()));
+        arg_obj.insert("named".into(), Value::Object(named));
+
+        let mut vars = vec![
+            to_val(&Value::Object(env)),
+            to_val(&Value::Object(arg_obj)),
+            Val::utf8_str("lockrun".to_string()),
+        ];
+        vars.extend(args.named.iter().map(|(_, v)| to_val(v)));
+
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs());
+        let loader = Loader::new(defs);
+        let arena = Arena::default();
+        let modules = loader
+            .load(&arena, File { code, path: () })
+            .map_err(|errs| load_error(origin, code, errs))?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .with_global_vars(names.iter().map(String::as_str))
+            .compile(modules)
+            .map_err(|errs| {
+                let mut msgs = Vec::new();
+                for (_file, list) in errs {
+                    for (name, undef) in list {
+                        msgs.push(format!(
+                            "{}: undefined {} '{name}'",
+                            position(code, name),
+                            undef.as_str()
+                        ));
+                    }
+                }
+                Error::data(format!("{origin}: filter error: {}", msgs.join("; ")))
+            })?;
+        Ok(Program { filter, vars })
+    }
+
+    /// Runs the filter on `input`; it must yield exactly one value.
+    pub fn run_one(&self, origin: &str, input: &Value) -> Result<Value> {
+        let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(self.vars.iter().cloned()));
+        let mut outputs = self.filter.id.run((ctx, to_val(input)));
+        let first = match outputs.next() {
+            None => {
+                return Err(Error::data(format!(
+                    "{origin}: the filter yielded no value (update needs exactly one; nothing written)"
+                )));
+            }
+            Some(r) => r.map_err(|e| runtime_error(origin, e))?,
+        };
+        if let Some(second) = outputs.next() {
+            second.map_err(|e| runtime_error(origin, e))?;
+            return Err(Error::data(format!(
+                "{origin}: the filter yielded more than one value (update needs exactly one; nothing written)"
+            )));
+        }
+        from_val(&first).map_err(|what| {
+            Error::data(format!(
+                "{origin}: the filter's result is not JSON: {what} (nothing written)"
+            ))
+        })
+    }
+}
+
+fn runtime_error(origin: &str, e: jaq_core::Exn<'_, Val>) -> Error {
+    match e.get_err() {
+        Ok(err) => Error::data(format!(
+            "{origin}: filter failed at run time: {err} (nothing written)"
+        )),
+        Err(exn) => match exn.get_halt() {
+            Ok(code) => Error::data(format!(
+                "{origin}: the filter called halt (exit code {code}); nothing written"
+            )),
+            Err(_) => Error::Internal(format!("{origin}: unexpected filter exception")),
+        },
+    }
+}
+
+fn is_ident(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `line:column` of `part` inside `code` (1-based; columns count characters).
+fn position(code: &str, part: &str) -> String {
+    let start = part.as_ptr() as usize;
+    let base = code.as_ptr() as usize;
+    let offset = if start >= base && start <= base + code.len() {
+        start - base
+    } else {
+        code.len()
+    };
+    let before = &code[..offset.min(code.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("{line}:{col}")
+}
+
+fn near(part: &str) -> String {
+    let snippet: String = part.chars().take(12).collect();
+    if snippet.is_empty() {
+        "at end of filter".into()
+    } else {
+        format!("near '{snippet}'")
+    }
+}
+
+fn load_error(origin: &str, code: &str, errs: jaq_core::load::Errors<&str, ()>) -> Error {
+    use jaq_core::load::Error as E;
+    let mut msgs = Vec::new();
+    for (_file, err) in errs {
+        match err {
+            E::Io(list) => {
+                for (path, why) in list {
+                    msgs.push(format!(
+                        "{}: cannot load module '{path}': {why}",
+                        position(code, path)
+                    ));
+                }
+            }
+            E::Lex(list) => {
+                for (expect, found) in list {
+                    msgs.push(format!(
+                        "{}: expected {} ({})",
+                        position(code, found),
+                        expect.as_str(),
+                        near(found)
+                    ));
+                }
+            }
+            E::Parse(list) => {
+                for (expect, found) in list {
+                    msgs.push(format!(
+                        "{}: expected {} ({})",
+                        position(code, found),
+                        expect.as_str(),
+                        near(found)
+                    ));
+                }
+            }
+        }
+    }
+    Error::data(format!(
+        "{origin}: filter syntax error at {}",
+        msgs.join("; ")
+    ))
+}
+
+/// serde_json value to jaq value, keeping each number's text where jaq allows.
+pub fn to_val(v: &Value) -> Val {
+    match v {
+        Value::Null => Val::Null,
+        Value::Bool(b) => Val::from(*b),
+        Value::Number(n) => Val::Num(num_to_jaq(n.as_str())),
+        Value::String(s) => Val::utf8_str(s.clone()),
+        Value::Array(a) => a.iter().map(to_val).collect(),
+        Value::Object(o) => Val::obj(
+            o.iter()
+                .map(|(k, v)| (Val::utf8_str(k.clone()), to_val(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn num_to_jaq(text: &str) -> Num {
+    let integral = !text.contains(['.', 'e', 'E']) && text != "-0";
+    if integral && let Some(n) = Num::from_str_radix(text, 10) {
+        return n;
+    }
+    Num::Dec(Rc::new(text.to_string()))
+}
+
+/// jaq value back to serde_json; fails on what JSON cannot hold.
+pub fn from_val(v: &Val) -> std::result::Result<Value, String> {
+    Ok(match v {
+        Val::Null => Value::Null,
+        Val::Bool(b) => Value::Bool(*b),
+        Val::Num(n) => Value::Number(num_from_jaq(n)?),
+        Val::TStr(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        Val::BStr(_) => return Err("a byte string".into()),
+        Val::Arr(a) => Value::Array(
+            a.iter()
+                .map(from_val)
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        Val::Obj(o) => {
+            let mut map = Map::with_capacity(o.len());
+            for (k, v) in o.iter() {
+                let key = match k {
+                    Val::TStr(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => return Err(format!("an object key that is not a string ({other})")),
+                };
+                map.insert(key, from_val(v)?);
+            }
+            Value::Object(map)
+        }
+    })
+}
+
+fn num_from_jaq(n: &Num) -> std::result::Result<Number, String> {
+    match n {
+        Num::Int(i) => Ok(Number::from(*i as i64)),
+        Num::Float(f) => float_number(*f),
+        Num::BigInt(_) | Num::Dec(_) => {
+            let text = n.to_string();
+            match serde_json::from_str::<Number>(&text) {
+                Ok(num) => Ok(num),
+                Err(_) => float_number(text.parse::<f64>().unwrap_or(f64::NAN)),
+            }
+        }
+    }
+}
+
+/// A computed float: NaN and infinities are refused; integral values print as integers
+/// (as jq prints them), others in shortest round-trip form.
+fn float_number(f: f64) -> std::result::Result<Number, String> {
+    if !f.is_finite() {
+        return Err(format!(
+            "{} (JSON has no such number)",
+            if f.is_nan() { "NaN" } else { "Infinity" }
+        ));
+    }
+    if f.fract() == 0.0 && f.abs() < 1e17 {
+        return Ok(Number::from(f as i64));
+    }
+    Number::from_f64(f).ok_or_else(|| format!("{f} is not a JSON number"))
+}

@@ -1,0 +1,10 @@
+//! What a user of `memory-update.sh FILE '<jq filter>'` may notice when the same filter
+//! runs in lockrun's embedded jaq instead of jq. Shown in `update --help` and the man
+//! page; each claim is checked by `jq_differences_hold` in tests/cli/json.rs.
+
+/// The long help of `update` (paragraphs separated by blank lines).
+pub const UPDATE_LONG_ABOUT: &str = "Apply a jq filter to a JSON file under its lock and replace the file atomically.
+
+The filter runs in the embedded jaq engine (no external jq). It must yield exactly one value; zero or several values, a run-time error, NaN or Infinity, or a --schema violation leave the file untouched (exit 65). $ENV, env, $ARGS.named, --arg and --argjson work as in jq. The new document keeps the file's layout (compact or indented, indent width, final newline), key order and number spelling; a result equal to the file writes nothing.
+
+Differences from jq that a memory-update.sh filter can hit: (1) assigning below a missing key fails: '.x.y = 1' when .x is absent, and 'null | .a = 1', are run-time errors (jq creates the objects); write '.x += {\"y\": 1}' or '.x = ((.x // {}) | .y = 1)' instead. Appending to a missing array ('.s += [1]') works as in jq. (2) Not available: $__loc__, input, inputs, input_filename, @base32d, ascii; an unknown name fails before anything is read (exit 65, with its position in the filter). (3) limit(0; f) yields nothing (as jq 1.7; jq 1.6 yielded one value). (4) Numbers: a number the filter does not touch is written as it was read (1.0, 1e5, 100000000000000000001). Arithmetic makes floats: an integral result is written as an integer (1.5 + 1.5 is 3, 1.0 + 1 is 2), others in shortest round-trip form (1 / 3 is 0.3333333333333333). Exponents are written in the file's own spelling (1e5, 1E+5), the first one found setting it. (5) Deleting keys keeps the order of the remaining keys (jaq itself would move the last key into the hole; lockrun puts the order back); a filter that only reorders keys, such as 'to_entries | reverse | from_entries', keeps its new order.";

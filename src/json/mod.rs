@@ -1,0 +1,79 @@
+//! JSON under the lock: parse with precise errors, transform (jaq filters, JSON
+//! Pointer, JSON Patch), validate, and replace the file atomically in its own layout.
+
+pub mod atomic;
+pub mod backup;
+pub mod cli;
+pub mod edit;
+pub mod filter;
+pub mod jq_differences;
+pub mod layout;
+pub mod pointer;
+pub mod schema;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Parses `bytes` (the contents of `origin`, a file name or `<stdin>`, `--argjson x`...)
+/// as one JSON document. Errors name `origin` with line:column.
+pub fn parse(origin: &str, bytes: &[u8]) -> Result<Value> {
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(Error::data(format!(
+            "{origin}:1:1: invalid JSON: starts with a byte order mark (U+FEFF); JSON text must not (RFC 8259 §8.1)"
+        )));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::data(format!(
+            "{origin}: invalid JSON: {}",
+            if bytes.is_empty() {
+                "empty"
+            } else {
+                "only whitespace"
+            }
+        )));
+    }
+    serde_json::from_slice(bytes).map_err(|e| json_error(origin, &e))
+}
+
+/// `origin:line:column: invalid JSON: what`.
+pub fn json_error(origin: &str, e: &serde_json::Error) -> Error {
+    let text = e.to_string();
+    let what = match text.rfind(" at line ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    Error::data(format!(
+        "{origin}:{}:{}: invalid JSON: {what}",
+        e.line(),
+        e.column()
+    ))
+}
+
+/// The name to show for `path` in messages.
+pub fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Equality that also sees key order and number spelling (`1.0` is not `1`): the test
+/// for "the result is the input; write nothing".
+pub fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Number(x), Value::Number(y)) => x.as_str() == y.as_str(),
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,349 @@
+//! The JSON subcommands end to end: faithful output, pointer/patch/append/read/write,
+//! backups, schemas, and the jq differences the `update` help claims.
+
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::testenv::{PATIENCE, TestEnv, code, stderr, stdout, wait_output};
+
+fn ok(env: &TestEnv, args: &[&str]) -> String {
+    let out = env.run(args);
+    assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn run_stdin(env: &TestEnv, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = env
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    wait_output(child, PATIENCE)
+}
+
+#[test]
+fn layout_key_order_and_numbers_round_trip() {
+    let cases = [
+        // compact, no final newline
+        (
+            "{\"z\":1,\"a\":[1.0,1e5,2e-3],\"big\":123456789012345678901234567890,\"m\":-0}",
+            "{\"z\":1,\"a\":[1.0,1e5,2e-3],\"big\":123456789012345678901234567890,\"m\":-0,\"new\":true}",
+        ),
+        // Python json.dumps style
+        (
+            "{\"z\": 1, \"a\": [1.50, 1E+5]}\n",
+            "{\"z\": 1, \"a\": [1.50, 1E+5], \"new\": true}\n",
+        ),
+        // four-space indent, no final newline
+        (
+            "{\n    \"z\": {\n        \"y\": 1.0\n    },\n    \"a\": []\n}",
+            "{\n    \"z\": {\n        \"y\": 1.0\n    },\n    \"a\": [],\n    \"new\": true\n}",
+        ),
+        // tabs, CRLF
+        (
+            "{\r\n\t\"b\": \"\\u00e9\u{e9}\",\r\n\t\"a\": 0.1\r\n}\r\n",
+            "{\r\n\t\"b\": \"éé\",\r\n\t\"a\": 0.1,\r\n\t\"new\": true\r\n}\r\n",
+        ),
+    ];
+    for (before, after) in cases {
+        let env = TestEnv::new();
+        env.write("f.json", before);
+        ok(&env, &["update", "f.json", ".new = true"]);
+        assert_eq!(env.read("f.json"), after);
+    }
+}
+
+#[test]
+fn deleting_keys_keeps_the_order_of_the_others() {
+    let env = TestEnv::new();
+    env.write("f.json", "{\"a\":1,\"b\":2,\"c\":3,\"d\":4}\n");
+    ok(&env, &["update", "f.json", "del(.b)"]);
+    assert_eq!(env.read("f.json"), "{\"a\":1,\"c\":3,\"d\":4}\n");
+    ok(&env, &["delete", "f.json", "/a"]);
+    assert_eq!(env.read("f.json"), "{\"c\":3,\"d\":4}\n");
+    // A deliberate reordering survives.
+    ok(
+        &env,
+        &["update", "f.json", "to_entries | reverse | from_entries"],
+    );
+    assert_eq!(env.read("f.json"), "{\"d\":4,\"c\":3}\n");
+}
+
+#[test]
+fn a_no_op_update_writes_nothing() {
+    let env = TestEnv::new();
+    // A layout lockrun would not reproduce exactly: proof that nothing is rewritten.
+    let text = "{ \"a\" : 1 ,\"b\":[ 1.0 ] }\n";
+    env.write("f.json", text);
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    fs::File::options()
+        .write(true)
+        .open(env.path("f.json"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let ino = fs::metadata(env.path("f.json")).unwrap();
+    for filter in [".", ".a = 1", ".b[0] = .b[0]", ".a |= ."] {
+        ok(&env, &["update", "f.json", filter, "--backup"]);
+    }
+    ok(&env, &["set", "f.json", "/a", "1"]);
+    let meta = fs::metadata(env.path("f.json")).unwrap();
+    assert_eq!(meta.modified().unwrap(), old);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.ino(), ino.ino());
+    assert_eq!(env.read("f.json"), text);
+    assert!(!env.path("f.json~").exists(), "no backup of a no-op");
+}
+
+#[test]
+fn update_args_env_create_print_dry_run() {
+    let env = TestEnv::new();
+    let out = env.run(["update", "m.json", ".a = 1"]);
+    assert_eq!(code(&out), 66);
+    let printed = ok(
+        &env,
+        &[
+            "update",
+            "m.json",
+            "--create",
+            "{}",
+            "--print",
+            "--arg",
+            "s",
+            "x",
+            "--argjson",
+            "j",
+            "{\"k\":[1,2]}",
+            ".s = $s | .j = $j | .named = $ARGS.named.s | .home = $ENV.HOME",
+        ],
+    );
+    let home = std::env::var("HOME").unwrap_or_default();
+    let expected = format!(
+        "{{\n  \"s\": \"x\",\n  \"j\": {{\n    \"k\": [\n      1,\n      2\n    ]\n  }},\n  \"named\": \"x\",\n  \"home\": \"{home}\"\n}}\n"
+    );
+    assert_eq!(printed, expected);
+    assert_eq!(env.read("m.json"), expected);
+    let dry = ok(&env, &["update", "m.json", ".s = \"y\"", "--dry-run"]);
+    assert!(dry.contains("\"s\": \"y\""));
+    assert_eq!(env.read("m.json"), expected);
+}
+
+#[test]
+fn set_get_delete_with_pointers() {
+    let env = TestEnv::new();
+    env.write("f.json", "{\"a\":{\"b~c\":1,\"list\":[1]}}");
+    ok(&env, &["set", "f.json", "/a/list/-", "2"]);
+    ok(&env, &["set", "f.json", "/a/new/deep", "{\"x\":null}"]);
+    ok(&env, &["set", "f.json", "/s", "--string", "{not json}"]);
+    assert_eq!(
+        env.read("f.json"),
+        "{\"a\":{\"b~c\":1,\"list\":[1,2],\"new\":{\"deep\":{\"x\":null}}},\"s\":\"{not json}\"}"
+    );
+    assert_eq!(ok(&env, &["get", "f.json", "/a/b~0c"]), "1\n");
+    assert_eq!(ok(&env, &["get", "f.json", "/s", "--raw"]), "{not json}\n");
+    assert_eq!(ok(&env, &["get", "f.json", "/a/list", "-c"]), "[1,2]\n");
+    assert_eq!(ok(&env, &["get", "f.json", "/a/list"]), "[\n  1,\n  2\n]\n");
+    ok(&env, &["delete", "f.json", "/a/list/0"]);
+    ok(&env, &["delete", "f.json", "/nothing", "--force"]);
+    assert_eq!(ok(&env, &["read", "f.json", "/a/list", "-c"]), "[2]\n");
+}
+
+#[test]
+fn patch_and_merge_patch() {
+    let env = TestEnv::new();
+    env.write("f.json", "{\n  \"a\": 1,\n  \"b\": 2,\n  \"c\": 3\n}\n");
+    env.write(
+        "p.json",
+        r#"[{"op":"test","path":"/a","value":1},{"op":"remove","path":"/a"},{"op":"add","path":"/d","value":[1]}]"#,
+    );
+    ok(&env, &["patch", "f.json", "p.json"]);
+    assert_eq!(
+        env.read("f.json"),
+        "{\n  \"b\": 2,\n  \"c\": 3,\n  \"d\": [\n    1\n  ]\n}\n"
+    );
+    let out = run_stdin(
+        &env,
+        &["patch", "f.json", "-", "--merge"],
+        r#"{"b": null, "c": {"x": 1}}"#,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        env.read("f.json"),
+        "{\n  \"c\": {\n    \"x\": 1\n  },\n  \"d\": [\n    1\n  ]\n}\n"
+    );
+    // All or nothing: the failing second op undoes the first.
+    env.write(
+        "bad.json",
+        r#"[{"op":"add","path":"/e","value":1},{"op":"remove","path":"/zz"}]"#,
+    );
+    let before = env.read("f.json");
+    let out = env.run(["patch", "f.json", "bad.json"]);
+    assert_eq!(code(&out), 65);
+    assert_eq!(env.read("f.json"), before);
+}
+
+#[test]
+fn append_writes_one_compact_line() {
+    let env = TestEnv::new();
+    ok(
+        &env,
+        &["append", "log.jsonl", "{\"a\": 1,\n \"b\": [1, 2]}"],
+    );
+    env.write("log2.jsonl", "{\"x\":1}"); // last line lacks its newline
+    ok(&env, &["append", "log2.jsonl", "\"s\""]);
+    ok(&env, &["append", "log.jsonl", "2"]);
+    assert_eq!(env.read("log.jsonl"), "{\"a\":1,\"b\":[1,2]}\n2\n");
+    assert_eq!(env.read("log2.jsonl"), "{\"x\":1}\n\"s\"\n");
+}
+
+#[test]
+fn read_and_write() {
+    let env = TestEnv::new();
+    let text = "{ \"odd\" :  [1,2] }";
+    env.write("f.json", text);
+    assert_eq!(ok(&env, &["read", "f.json"]), format!("{text}\n"));
+    assert_eq!(
+        ok(&env, &["read", "f.json", "--no-lock", "-c"]),
+        "{\"odd\":[1,2]}\n"
+    );
+    let out = run_stdin(&env, &["write", "f.json", "--json"], "[1]\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(env.read("f.json"), "[1]\n");
+    let out = run_stdin(&env, &["write", "t.txt", "--no-lock"], "any text");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(env.read("t.txt"), "any text");
+}
+
+#[test]
+fn numbered_backups_are_pruned() {
+    let env = TestEnv::new();
+    env.write("f.json", "{\"n\":0}");
+    for _ in 0..4 {
+        ok(&env, &["update", "f.json", ".n += 1", "--backup-keep", "2"]);
+    }
+    assert!(!env.path("f.json.~1~").exists());
+    assert!(!env.path("f.json.~2~").exists());
+    assert_eq!(env.read("f.json.~3~"), "{\"n\":2}");
+    assert_eq!(env.read("f.json.~4~"), "{\"n\":3}");
+    ok(&env, &["update", "f.json", ".n += 1", "--backup"]);
+    assert_eq!(env.read("f.json~"), "{\"n\":4}");
+    ok(&env, &["update", "f.json", ".n += 1", "--backup=numbered"]);
+    assert_eq!(env.read("f.json.~5~"), "{\"n\":5}");
+}
+
+#[test]
+fn schema_lists_every_violation() {
+    let env = TestEnv::new();
+    env.write("f.json", "{\"a\":1,\"b\":\"x\"}");
+    env.write(
+        "s.json",
+        r#"{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"string"}},"required":["a"]}"#,
+    );
+    ok(&env, &["update", "f.json", ".a = 2", "--schema", "s.json"]);
+    let out = env.run([
+        "update",
+        "f.json",
+        ".a = \"no\" | .b = 3",
+        "--schema",
+        "s.json",
+    ]);
+    assert_eq!(code(&out), 65);
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 violations") && err.contains("/a") && err.contains("/b"),
+        "{err}"
+    );
+    assert_eq!(env.read("f.json"), "{\"a\":2,\"b\":\"x\"}");
+}
+
+#[test]
+fn busy_file_honours_nonblock_and_conflict_code() {
+    let env = TestEnv::new();
+    env.write("f.json", "{}");
+    let mut holder = env.spawn(["with", "f.json", "--", "sleep", "3"]);
+    crate::testenv::wait_until("lock held", || {
+        !env.lock_entries(".locks")
+            .iter()
+            .all(|e| !e.ends_with(".lock"))
+    });
+    let out = env.run(["update", "-n", "-E", "0", "f.json", ".a = 1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = env.run(["update", "-n", "f.json", ".a = 1"]);
+    assert_eq!(code(&out), 75);
+    assert_eq!(env.read("f.json"), "{}");
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
+
+/// Each claim of the jq-differences text, checked.
+#[test]
+fn jq_differences_hold() {
+    let env = TestEnv::new();
+    let run = |filter: &str| {
+        env.write("d.json", "{\"a\":{\"k\":1},\"b\":[1,2,3]}");
+        let out = env.run(["update", "d.json", filter, "--print"]);
+        (
+            code(&out),
+            stdout(&out).replace([' ', '\n'], ""),
+            stderr(&out),
+        )
+    };
+    // Assigning below a missing key (null) fails; jq creates the objects.
+    assert_eq!(run(".x.y = 1").0, 65);
+    assert_eq!(run("null | .a = 1").0, 65);
+    // The workarounds work.
+    assert!(run(".x += {\"y\": 1}").1.contains("\"x\":{\"y\":1}"));
+    assert!(
+        run(".x = ((.x // {}) | .y = 1)")
+            .1
+            .contains("\"x\":{\"y\":1}")
+    );
+    // Appending to a missing array works as in jq.
+    assert!(run(".s += [1]").1.contains("\"s\":[1]"));
+    // Not in jaq (or not offered by lockrun): $__loc__, input, inputs, input_filename,
+    // @base32d, ascii.
+    for f in [
+        ".x = $__loc__",
+        ".x = input",
+        ".x = [inputs]",
+        ".x = (65 | ascii)",
+        ".x = input_filename",
+        ".x = (\"\" | @base32d)",
+    ] {
+        let (c, _, e) = run(f);
+        assert_eq!(c, 65, "{f}");
+        assert!(e.contains("undefined"), "{f}: {e}");
+    }
+    // limit(0; ...) yields nothing, as jq 1.7 (jq 1.6 yielded one value).
+    assert!(run(".x = [limit(0; 1, 2)]").1.contains("\"x\":[]"));
+    // Integral results print as integers, as in jq; other floats in shortest form.
+    let out = run(".x = (1.5 + 1.5) | .y = (1 / 3)").1;
+    assert!(
+        out.contains("\"x\":3,") && out.contains("\"y\":0.3333333333333333"),
+        "{out}"
+    );
+    // Untouched numbers keep their spelling.
+    env.write(
+        "n.json",
+        "{\"a\":1.0,\"b\":1e5,\"c\":100000000000000000001}",
+    );
+    ok(&env, &["update", "n.json", ".d = 1"]);
+    assert_eq!(
+        env.read("n.json"),
+        "{\"a\":1.0,\"b\":1e5,\"c\":100000000000000000001,\"d\":1}"
+    );
+    // Arithmetic on a decimal makes a float: 1.0 + 1 is 2.
+    ok(&env, &["update", "n.json", ".a += 1"]);
+    assert!(env.read("n.json").starts_with("{\"a\":2,"));
+    // $ENV and env both work.
+    assert!(run(".h = ($ENV.HOME == env.HOME)").1.contains("\"h\":true"));
+}
