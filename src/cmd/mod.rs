@@ -2,6 +2,14 @@
 
 pub mod with;
 
+pub mod acquire;
+pub mod cleanup;
+mod introspect;
+pub mod release;
+pub mod show;
+pub mod status;
+pub mod unlock;
+
 use std::time::Duration;
 
 use crate::cli::LockArgs;

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 
+pub mod proc_locks;
+
 /// Renames `from` to `to` only if `to` does not exist.
 ///
 /// Returns `ErrorKind::AlreadyExists` when `to` exists (a non-empty directory too), and
@@ -296,4 +298,19 @@ pub fn set_inheritable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
 pub fn set_close_on_exec(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
     Ok(())
+}
+
+/// The command line of process `pid` on this host, shell-quoted (Linux `/proc`), for
+/// the `COMMAND:` of an `acquire` lock.
+pub fn process_command(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    Some(shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" ")))
 }
