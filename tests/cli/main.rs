@@ -5,4 +5,5 @@
 mod testenv;
 
 mod docs;
+mod introspect;
 mod with;
