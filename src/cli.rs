@@ -98,12 +98,14 @@ pub enum Command {
     /// every acquirer uses to break one (holding the dead info's flock, re-checking its
     /// identity, renaming it away), so a live lock, or one re-created meanwhile, is never
     /// removed. Leftover .tmp-*, .stale-*, .released-* entries go once their info flock
-    /// is free and they have not changed for 2 s; idle reader gates (<hex>.rw) go under
-    /// their key's lock. Each removal is one line with its reason, then the count.
+    /// is free and they have not changed for 2 s. Reader gates (<hex>.rw) are kept: they
+    /// are tiny, and removing one takes its key's lock, which would make a concurrent
+    /// `with -n` fail. Other files are never touched. Each removal is one line with its
+    /// reason, then the count (with -q, nothing when nothing was removed).
     ///
     /// JSON (--json): one object. lock_dir (string); dry_run (boolean); count (number:
     /// entries removed, or that would be with --dry-run); removed (array of objects: name
-    /// (string), path (string), kind ("lock", "gate" or "garbage"), target (string or
+    /// (string), path (string), kind ("lock" or "garbage"), target (string or
     /// null), reason (string)).
     #[command(
         after_help = "Examples:\n  lockrun cleanup --dry-run\n  lockrun cleanup --lock-dir ~/aiconfig/.locks"
@@ -124,9 +126,11 @@ pub enum Command {
     /// The lock belongs to the parent process (the shell that runs lockrun; --owner PID
     /// names another), recorded with its start token and LIVENESS: pid, so it is stale
     /// as soon as that process exits and the next acquirer breaks it. The id printed is
-    /// the lock directory's path; pass it to `lockrun release`. Run it as
-    /// id=$(lockrun acquire FILE): a pipeline inside $(...) would make a short-lived
-    /// subshell the owner.
+    /// the lock directory's path; pass it to `lockrun release` from the same shell. Run
+    /// it as id=$(lockrun acquire FILE). Beware of what makes another process the parent:
+    /// a pipeline inside $(...) makes a short-lived subshell the owner (the lock is stale
+    /// at once), and `sh -c 'lockrun acquire FILE'` execs lockrun in place of the shell,
+    /// making sh's caller the owner; --owner $$ says it explicitly.
     #[command(
         after_help = "Examples:\n  id=$(lockrun acquire -w 10 --label deploy state.json) || exit\n  ... work on state.json ...\n  lockrun release \"$id\""
     )]

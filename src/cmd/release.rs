@@ -52,6 +52,20 @@ pub fn run(args: &ReleaseArgs, _quiet: bool) -> Result<i32> {
         |i| i.describe(None),
     );
     if !owned_by(opened.info.as_ref(), owner) {
+        if !args.force
+            && let Some(pid) = opened.info.as_ref().and_then(|i| i.pid)
+            && opened.info.as_ref().and_then(|i| i.hostname.as_deref()) == Some(&sys::hostname())
+            && sys::pid_state(pid) == sys::PidState::Gone
+        {
+            return Err(Error::Refused {
+                what: format!("lock {}", id.lock_path.display()),
+                holder,
+                hint: format!(
+                    "its owner PID {pid} is gone, so the lock was stale (free for any taker) since then; acquire and release from one shell (`lockrun unlock FILE` removes it)"
+                ),
+                exit_code: ExitCode::NoPerm.code(),
+            });
+        }
         if !args.force {
             return Err(Error::Refused {
                 what: format!("lock {}", id.lock_path.display()),

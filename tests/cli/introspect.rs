@@ -298,6 +298,10 @@ fn owner_exit_makes_the_lock_stale_and_the_next_acquirer_breaks_it() {
     let (rc, v) = status(&env, "f.json", &[]);
     assert_eq!(rc, 3, "{v}");
     assert!(v["reason"].as_str().unwrap().contains("is gone"), "{v}");
+    // Releasing it from elsewhere says why that is wrong.
+    let out = env.run(["release", &id]);
+    assert_eq!(code(&out), 77, "{}", stderr(&out));
+    assert!(stderr(&out).contains("is gone"), "{}", stderr(&out));
     // The next acquirer (another shell) breaks it at once.
     let out = wait_output(
         sh(&env, r#"id=$($L acquire -n f.json) && $L release "$id""#),
@@ -655,4 +659,67 @@ fn cleanup_loop_never_breaks_a_live_lock() {
         !log.contains("stale lock"),
         "no live holder was taken for dead: {log}"
     );
+}
+
+#[test]
+fn cleanup_never_removes_a_lock_re_created_after_its_verdict() {
+    let env = TestEnv::new();
+    let lock = bash_lock(&env, "f.json", dead_pid(), &here());
+    let gate = env.path("gate");
+    // The cleaner judges the lock dead, then pauses before breaking it.
+    let cleaner = env
+        .command(["cleanup", "--json"])
+        .env("LOCKRUN_TEST_BREAK_PAUSE", &gate)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the cleaner to pause", || env.path("gate.paused").exists());
+    // Meanwhile the dead lock goes and a live holder takes the file.
+    fs::remove_dir_all(&lock).unwrap();
+    let holder = hold(&env, &["f.json"], "h");
+    fs::write(&gate, "").unwrap();
+    let out = wait_output(cleaner, PATIENCE);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        json(&out)["count"],
+        0,
+        "nothing was removed by this cleaner"
+    );
+    assert!(lock.join("info").is_file(), "the new lock is intact");
+    let (rc, v) = status(&env, "f.json", &[]);
+    assert_eq!((rc, &v["pid"]), (1, &holder.id().into()));
+    go(&env, "h");
+    assert_eq!(
+        code(&wait_output(holder, PATIENCE)),
+        0,
+        "its release found it intact"
+    );
+}
+
+#[test]
+fn show_names_shared_holders_of_a_gate() {
+    let env = TestEnv::new();
+    let reader = hold(&env, &["-s", "f.json"], "r");
+    let out = env.run(["show", "--json"]);
+    let rows = json(&out);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (&rows[0]["kind"], &rows[0]["state"]),
+        (&"gate".into(), &"held".into())
+    );
+    assert_eq!(rows[0]["readers"], serde_json::json!([reader.id()]));
+    let text = stdout(&env.run(["show"]));
+    assert!(
+        text.contains(&format!("shared by PID {}", reader.id())),
+        "{text}"
+    );
+    go(&env, "r");
+    assert_eq!(code(&wait_output(reader, PATIENCE)), 0);
+    let rows = json(&env.run(["show", "--json"]));
+    assert_eq!(rows[0]["state"], "idle", "{rows}");
+    // cleanup keeps gates.
+    let out = env.run(["cleanup", "--json"]);
+    assert_eq!(json(&out)["count"], 0);
 }
