@@ -193,6 +193,18 @@ fn status_of_hand_made_bash_locks() {
         format!("holder PID {dead} is gone")
     );
 
+    // A prober holding the info flock for an instant does not make it look alive.
+    let dead_lock = lock_path_of(&env, "dead.json");
+    let prober = fs::File::open(dead_lock.join("info")).unwrap();
+    prober.lock().unwrap();
+    let letgo = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(60));
+        drop(prober);
+    });
+    let (rc, v) = status(&env, "dead.json", &[]);
+    assert_eq!(rc, 3, "{v}");
+    letgo.join().unwrap();
+
     bash_lock(&env, "remote.json", dead, "some-other-host");
     let (rc, v) = status(&env, "remote.json", &[]);
     assert_eq!((rc, &v["liveness"]), (1, &"host".into()), "{v}");
