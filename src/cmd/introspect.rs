@@ -18,7 +18,7 @@ use crate::lock::inspect::{LockReport, Readers, State};
 pub fn lock_dir_of(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> {
     match chosen {
         Some(dir) => absolute(dir),
-        None => Ok(key.default_lock_dir()),
+        None => absolute(&key.default_lock_dir()),
     }
 }
 
@@ -29,18 +29,25 @@ pub fn dir_to_list(args: &DirArgs) -> Result<PathBuf> {
         return absolute(dir);
     }
     if let Some(file) = &args.file {
-        return Ok(LockKey::for_path(file)?.default_lock_dir());
+        return absolute(&LockKey::for_path(file)?.default_lock_dir());
     }
     absolute(Path::new(".locks"))
 }
 
+/// `dir` made absolute; a lock directory that exists but is not a directory is an
+/// error naming it.
 fn absolute(dir: &Path) -> Result<PathBuf> {
-    if dir.is_absolute() {
-        return Ok(dir.to_path_buf());
+    let dir = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join(dir)
+    };
+    match std::fs::metadata(&dir) {
+        Ok(meta) if !meta.is_dir() => Err(Error::LockDirNotDir { path: dir }),
+        _ => Ok(dir),
     }
-    Ok(std::env::current_dir()
-        .map_err(|e| Error::io(".", e))?
-        .join(dir))
 }
 
 pub fn judge(stale_after: Option<std::time::Duration>) -> Judge {

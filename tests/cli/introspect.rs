@@ -537,6 +537,17 @@ fn show_lists_every_lock_and_leftover() {
     let by_dir = env.run(["show", "--json", "--lock-dir", ".locks"]);
     assert_eq!(json(&by_file).as_array().unwrap().len(), 6);
     assert_eq!(json(&by_dir).as_array().unwrap().len(), 6);
+    // A file where the directory should be: one line naming it, exit 73.
+    for cmd in ["show", "cleanup"] {
+        let out = env.run([cmd, "--lock-dir", "h.ready"]);
+        assert_eq!(code(&out), 73, "{}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1);
+        assert!(
+            stderr(&out).contains("h.ready is not a directory"),
+            "{}",
+            stderr(&out)
+        );
+    }
     // A missing directory lists nothing.
     let out = env.run(["show", "--json", "--lock-dir", "nowhere"]);
     assert_eq!((code(&out), json(&out)), (0, serde_json::json!([])));
