@@ -48,6 +48,16 @@ pub enum Command {
     )]
     With(WithArgs),
 
+    /// Print the man page (roff) on stdout.
+    #[command(hide = true)]
+    Man,
+
+    /// Print a shell completion script on stdout.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+
     /// Tell whether FILE's lock is free, held (by whom, since when) or stale (and why).
     ///
     /// Exit status: 0 free, 1 held, 3 stale. A held lock shows its holder (PID, host,
@@ -144,16 +154,6 @@ pub enum Command {
     /// touched (exit 2); a lock that no longer exists exits 66; another owner's lock
     /// exits 77.
     Release(ReleaseArgs),
-
-    /// Print the man page (roff) on stdout.
-    #[command(hide = true)]
-    Man,
-
-    /// Print a shell completion script on stdout.
-    Completions {
-        /// The shell to complete for.
-        shell: clap_complete::Shell,
-    },
 }
 
 /// Options of every command that takes a lock.

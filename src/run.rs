@@ -43,12 +43,6 @@ where
 fn dispatch(cli: &Cli) -> Result<i32> {
     match &cli.command {
         Command::With(args) => cmd::with::run(args, cli.quiet),
-        Command::Status(args) => cmd::status::run(args),
-        Command::Show(args) => cmd::show::run(args, cli.quiet),
-        Command::Cleanup(args) => cmd::cleanup::run(args, cli.quiet),
-        Command::Unlock(args) => cmd::unlock::run(args, cli.quiet),
-        Command::Acquire(args) => cmd::acquire::run(args, cli.quiet),
-        Command::Release(args) => cmd::release::run(args, cli.quiet),
         Command::Man => {
             let page = crate::man::render()
                 .map_err(|e| Error::Internal(format!("rendering the man page: {e}")))?;
@@ -59,6 +53,12 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             clap_complete::generate(*shell, &mut Cli::command(), "lockrun", &mut out);
             write_stdout(&out)
         }
+        Command::Status(args) => cmd::status::run(args),
+        Command::Show(args) => cmd::show::run(args, cli.quiet),
+        Command::Cleanup(args) => cmd::cleanup::run(args, cli.quiet),
+        Command::Unlock(args) => cmd::unlock::run(args, cli.quiet),
+        Command::Acquire(args) => cmd::acquire::run(args, cli.quiet),
+        Command::Release(args) => cmd::release::run(args, cli.quiet),
     }
 }
 

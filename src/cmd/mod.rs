@@ -1,7 +1,5 @@
 //! One module per subcommand; each returns the exit code to use on success.
 
-pub mod with;
-
 pub mod acquire;
 pub mod cleanup;
 mod introspect;
@@ -9,6 +7,7 @@ pub mod release;
 pub mod show;
 pub mod status;
 pub mod unlock;
+pub mod with;
 
 use std::time::Duration;
 

@@ -98,6 +98,21 @@ pub fn process_start_token(pid: u32) -> Option<String> {
     Some(format!("{starttime}@{}", boot_id()?))
 }
 
+/// The command line of process `pid` on this host, shell-quoted (Linux `/proc`), for
+/// the `COMMAND:` of an `acquire` lock.
+pub fn process_command(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    Some(shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" ")))
+}
+
 /// Sends `signal` to `pid`; a process that is already gone is not an error.
 pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
     let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
@@ -298,19 +313,4 @@ pub fn set_inheritable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
 pub fn set_close_on_exec(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
     Ok(())
-}
-
-/// The command line of process `pid` on this host, shell-quoted (Linux `/proc`), for
-/// the `COMMAND:` of an `acquire` lock.
-pub fn process_command(pid: u32) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let words: Vec<String> = raw
-        .split(|b| *b == 0)
-        .filter(|w| !w.is_empty())
-        .map(|w| String::from_utf8_lossy(w).into_owned())
-        .collect();
-    if words.is_empty() {
-        return None;
-    }
-    Some(shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" ")))
 }
