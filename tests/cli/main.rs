@@ -5,5 +5,7 @@
 mod testenv;
 
 mod docs;
-mod introspect;
 mod with;
+
+// status, show, cleanup, unlock, acquire, release
+mod introspect;
