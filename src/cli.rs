@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod introspect;
+pub use introspect::*;
+
 /// Run commands under a cross-process file lock, and update JSON files atomically.
 ///
 /// Locks are advisory and live in a lock directory (`.locks` beside the target unless
@@ -90,6 +93,103 @@ pub enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+
+    /// Tell whether FILE's lock is free, held (by whom, since when) or stale (and why).
+    ///
+    /// Exit status: 0 free, 1 held, 3 stale. A held lock shows its holder (PID, host,
+    /// label, command), mode, since when, and how lockrun knows it is alive: "flock" (the
+    /// holder keeps the flock on its info file), "pid" (its PID runs, with the recorded
+    /// start token: acquire locks and bash-script locks), "host" (held on another host:
+    /// cannot be checked; --stale-after SECS expires it), "creating" (no info yet, within
+    /// the 2 s grace) or "readers" (shared holders only). A stale lock shows the proof:
+    /// holder exited (flock gone), PID gone, PID reused (start token differs), or no info
+    /// past the grace. Shared holders are listed by PID from /proc/locks (Linux).
+    ///
+    /// JSON (--json): one object. target (string): FILE's canonical path; lock (string):
+    /// the lock directory <lockdir>/<hex>.lock; state (string): "free", "held" or
+    /// "stale"; liveness (string or null): "flock", "pid", "host", "creating" or
+    /// "readers", for a held lock; reason (string or null): the proof for a stale lock,
+    /// what keeps a held one alive; pid (number or null), host (string or null), label
+    /// (string or null), command (string or null), mode ("exclusive", "shared" or null),
+    /// tool (string or null), acquired (string or null: ACQUIRED as recorded, UTC),
+    /// held_secs (number or null: seconds since the holder wrote its info); readers
+    /// (array of numbers: PIDs of shared holders); readers_unknown (boolean: shared
+    /// holders exist but the OS cannot name them).
+    #[command(
+        after_help = "Examples:\n  lockrun status memory.json\n  lockrun status --json memory.json | jq .pid"
+    )]
+    Status(StatusArgs),
+
+    /// List every lock and leftover in a lock directory, one line each.
+    ///
+    /// The directory is --lock-dir DIR, else LOCKRUN_DIR, else the lock directory of FILE
+    /// when given (.locks beside it), else .locks in the current directory. Each line
+    /// gives the state, the target (from the lock's TARGET, else the entry name) and the
+    /// holder or the reason. States: "held", "stale" (as for status); "idle" (a reader
+    /// gate nobody uses); "garbage" (a leftover .tmp-*, .stale-* or .released-* that
+    /// cleanup would remove); "busy" (a leftover some process is still working on);
+    /// "other" (not lockrun's; never touched). A missing lock directory lists nothing.
+    ///
+    /// JSON (--json): an array of objects with the fields of status --json, plus name
+    /// (string: the entry's file name), path (string: its full path) and kind (string:
+    /// "lock", "gate", "garbage" or "other"); target is null when unknown.
+    #[command(
+        after_help = "Examples:\n  lockrun show\n  LOCKRUN_DIR=~/aiconfig/.locks lockrun show --json"
+    )]
+    Show(ShowArgs),
+
+    /// Remove stale locks and leftovers from a lock directory; say what and why.
+    ///
+    /// The directory is chosen as for show. A stale lock is removed with the protocol
+    /// every acquirer uses to break one (holding the dead info's flock, re-checking its
+    /// identity, renaming it away), so a live lock, or one re-created meanwhile, is never
+    /// removed. Leftover .tmp-*, .stale-*, .released-* entries go once their info flock
+    /// is free and they have not changed for 2 s. Reader gates (<hex>.rw) are kept: they
+    /// are tiny, and removing one takes its key's lock, which would make a concurrent
+    /// `with -n` fail. Other files are never touched. Each removal is one line with its
+    /// reason, then the count (with -q, nothing when nothing was removed).
+    ///
+    /// JSON (--json): one object. lock_dir (string); dry_run (boolean); count (number:
+    /// entries removed, or that would be with --dry-run); removed (array of objects: name
+    /// (string), path (string), kind ("lock" or "garbage"), target (string or
+    /// null), reason (string)).
+    #[command(
+        after_help = "Examples:\n  lockrun cleanup --dry-run\n  lockrun cleanup --lock-dir ~/aiconfig/.locks"
+    )]
+    Cleanup(CleanupArgs),
+
+    /// Remove FILE's lock if it is stale; a live one only with --force.
+    ///
+    /// A stale lock is broken as an acquirer would break it. A live lock is refused (exit
+    /// 75) unless --force; then a warning names the holder, and a live lockrun holder
+    /// will report the lock as broken when it releases it. Shared holders cannot be
+    /// removed: their hold ends with their processes. A lock that is already free is
+    /// not an error.
+    Unlock(UnlockArgs),
+
+    /// Take FILE's lock for the calling shell, print its id and exit.
+    ///
+    /// The lock belongs to the parent process (the shell that runs lockrun; --owner PID
+    /// names another), recorded with its start token and LIVENESS: pid, so it is stale
+    /// as soon as that process exits and the next acquirer breaks it. The id printed is
+    /// the lock directory's path; pass it to `lockrun release` from the same shell. Run
+    /// it as id=$(lockrun acquire FILE). Beware of what makes another process the parent:
+    /// a pipeline inside $(...) makes a short-lived subshell the owner (the lock is stale
+    /// at once), and `sh -c 'lockrun acquire FILE'` execs lockrun in place of the shell,
+    /// making sh's caller the owner; --owner $$ says it explicitly.
+    #[command(
+        after_help = "Examples:\n  id=$(lockrun acquire -w 10 --label deploy state.json) || exit\n  ... work on state.json ...\n  lockrun release \"$id\""
+    )]
+    Acquire(AcquireArgs),
+
+    /// Release a lock taken with `lockrun acquire`, by its id.
+    ///
+    /// Only its owner may release it (the calling shell: same PID and start token);
+    /// another process needs --force. An id that is not a <64 hex>.lock directory inside
+    /// a directory, a symlink, or contains a line break is refused and nothing is
+    /// touched (exit 2); a lock that no longer exists exits 66; another owner's lock
+    /// exits 77.
+    Release(ReleaseArgs),
 }
 
 /// Options of every command that takes a lock.

@@ -57,6 +57,23 @@ pub enum Error {
 
     #[error("{0}")]
     Internal(String),
+
+    /// A lock id (for `release`) that names no lock directory; nothing was touched.
+    #[error("refusing lock id {id}: {why}")]
+    BadLockId { id: String, why: String },
+
+    /// A lock that `unlock` or `release` will not remove without --force.
+    #[error("{what} is held by {holder}; {hint}")]
+    Refused {
+        what: String,
+        holder: String,
+        hint: String,
+        exit_code: i32,
+    },
+
+    /// A lock that does not exist (any more).
+    #[error("{path}: {why}", path = path.display())]
+    NoLock { path: PathBuf, why: String },
 }
 
 impl Error {
@@ -92,6 +109,9 @@ impl Error {
                 _ => ExitCode::NotExecutable.code(),
             },
             Error::Internal(_) => ExitCode::Software.code(),
+            Error::BadLockId { .. } => ExitCode::Usage.code(),
+            Error::Refused { exit_code, .. } => *exit_code,
+            Error::NoLock { .. } => ExitCode::NoInput.code(),
         }
     }
 }

@@ -61,6 +61,12 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             clap_complete::generate(*shell, &mut Cli::command(), "lockrun", &mut out);
             write_stdout(&out)
         }
+        Command::Status(args) => cmd::status::run(args),
+        Command::Show(args) => cmd::show::run(args, cli.quiet),
+        Command::Cleanup(args) => cmd::cleanup::run(args, cli.quiet),
+        Command::Unlock(args) => cmd::unlock::run(args, cli.quiet),
+        Command::Acquire(args) => cmd::acquire::run(args, cli.quiet),
+        Command::Release(args) => cmd::release::run(args, cli.quiet),
     }
 }
 

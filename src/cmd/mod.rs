@@ -1,5 +1,12 @@
 //! One module per subcommand; each returns the exit code to use on success.
 
+pub mod acquire;
+pub mod cleanup;
+mod introspect;
+pub mod release;
+pub mod show;
+pub mod status;
+pub mod unlock;
 pub mod with;
 
 pub mod append;

@@ -12,6 +12,7 @@
 
 pub mod dir;
 pub mod info;
+pub mod inspect;
 pub mod key;
 
 use std::fs::{self, File};

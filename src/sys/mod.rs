@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 
+pub mod proc_locks;
+
 /// Renames `from` to `to` only if `to` does not exist.
 ///
 /// Returns `ErrorKind::AlreadyExists` when `to` exists (a non-empty directory too), and
@@ -94,6 +96,21 @@ pub fn process_start_token(pid: u32) -> Option<String> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let starttime = rest.split_whitespace().nth(19)?;
     Some(format!("{starttime}@{}", boot_id()?))
+}
+
+/// The command line of process `pid` on this host, shell-quoted (Linux `/proc`), for
+/// the `COMMAND:` of an `acquire` lock.
+pub fn process_command(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if words.is_empty() {
+        return None;
+    }
+    Some(shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" ")))
 }
 
 /// Sends `signal` to `pid`; a process that is already gone is not an error.

@@ -9,3 +9,6 @@ mod json;
 mod json_bad_input;
 mod json_stress;
 mod with;
+
+// status, show, cleanup, unlock, acquire, release
+mod introspect;

@@ -1,0 +1,33 @@
+//! `lockrun acquire FILE`: take FILE's lock for the calling shell and print its id.
+
+use crate::cli::AcquireArgs;
+use crate::error::{Error, Result};
+use crate::exit_code::ExitCode;
+use crate::lock::{self, Owner};
+use crate::sys;
+
+use super::introspect;
+
+pub fn run(args: &AcquireArgs, quiet: bool) -> Result<i32> {
+    let owner = args.owner.unwrap_or_else(sys::parent_pid);
+    if owner <= 1 {
+        return Err(Error::usage(format!(
+            "the lock owner would be PID {owner}, which never exits; run acquire from a shell or pass --owner PID"
+        )));
+    }
+    if sys::pid_state(owner) == sys::PidState::Gone {
+        return Err(Error::usage(format!(
+            "--owner {owner}: no such process on this host"
+        )));
+    }
+    let mut opts = super::lock_options(&args.lock, quiet);
+    opts.owner = Owner::Process(owner);
+    opts.command = sys::process_command(owner);
+    let guard = lock::acquire(&args.file, &opts)?;
+    // If the id cannot be printed nobody could release the lock: the guard's drop
+    // releases it on that error.
+    introspect::write_stdout(&format!("{}\n", guard.lock_path().display()))?;
+    // The lock outlives us: its liveness is the owner's PID from now on.
+    guard.leak();
+    Ok(ExitCode::Success.code())
+}

@@ -1,0 +1,155 @@
+//! `lockrun cleanup`: remove stale locks and leftovers, saying what and why.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::cli::CleanupArgs;
+use crate::error::{Error, Result};
+use crate::exit_code::ExitCode;
+use crate::lock::dir;
+use crate::lock::inspect::{self, Entry, GarbageState, State};
+
+use super::introspect;
+use super::show::list_dir;
+
+/// One removal (or, with --dry-run, one that would be made).
+struct Removal {
+    name: String,
+    path: String,
+    kind: &'static str,
+    target: Option<String>,
+    reason: String,
+}
+
+pub fn run(args: &CleanupArgs, quiet: bool) -> Result<i32> {
+    let lock_dir = introspect::dir_to_list(&args.dir)?;
+    let judge = introspect::judge(args.dir.stale_after);
+    let mut removed = Vec::new();
+    let mut failures = 0usize;
+    for name in list_dir(&lock_dir)? {
+        let path = lock_dir.join(&name);
+        let outcome = match inspect::classify(&name) {
+            Entry::Lock { hex } => sweep_lock(&lock_dir, &hex, &judge, args.dry_run),
+            Entry::Garbage { kind, hex } => {
+                match inspect::sweep_garbage(&path, kind, &hex, args.dry_run) {
+                    Ok(GarbageState::Removed(why) | GarbageState::Removable(why)) => {
+                        Ok(Some(Removal {
+                            name: String::new(),
+                            path: String::new(),
+                            kind: "garbage",
+                            target: None,
+                            reason: why,
+                        }))
+                    }
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(Error::io(&path, e)),
+                }
+            }
+            // Reader gates are kept (tiny; removing one needs its key's lock, which
+            // would make a concurrent `-n` taker fail); other entries are not ours.
+            Entry::Gate { .. } | Entry::Other => Ok(None),
+        };
+        match outcome {
+            Ok(Some(mut r)) => {
+                r.name = name.to_string_lossy().into_owned();
+                r.path = path.to_string_lossy().into_owned();
+                removed.push(r);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("lockrun: {e}");
+                failures += 1;
+            }
+        }
+    }
+    if args.json {
+        let items: Vec<Value> = removed
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "path": r.path,
+                    "kind": r.kind,
+                    "target": r.target,
+                    "reason": r.reason,
+                })
+            })
+            .collect();
+        introspect::write_json(&json!({
+            "lock_dir": lock_dir.to_string_lossy(),
+            "dry_run": args.dry_run,
+            "count": removed.len(),
+            "removed": items,
+        }))?;
+    } else {
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        let mut out = String::new();
+        for r in &removed {
+            let what = r.target.as_deref().unwrap_or(&r.name);
+            out.push_str(&format!("{verb} {what}: {}\n", r.reason));
+        }
+        if !quiet || !removed.is_empty() {
+            out.push_str(&format!(
+                "{verb} {} {} in {}\n",
+                removed.len(),
+                if removed.len() == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                },
+                lock_dir.display()
+            ));
+        }
+        introspect::write_stdout(&out)?;
+    }
+    Ok(if failures > 0 {
+        ExitCode::IoErr.code()
+    } else {
+        ExitCode::Success.code()
+    })
+}
+
+/// Breaks the lock `<hex>.lock` if it is stale, as an acquirer would.
+fn sweep_lock(
+    lock_dir: &Path,
+    hex: &str,
+    judge: &dir::Judge,
+    dry_run: bool,
+) -> Result<Option<Removal>> {
+    let lock_path = lock_dir.join(format!("{hex}.lock"));
+    let look = match inspect::look(&lock_path, judge) {
+        Ok(look) => look,
+        // A symlink or a file in a lock's place: not ours to remove.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Ok(None),
+        Err(e) => return Err(Error::io(&lock_path, e)),
+    };
+    let (State::Stale, Some(evidence)) = (look.report.state, look.evidence) else {
+        return Ok(None);
+    };
+    let report = look.report;
+    let holder = introspect::holder(&report);
+    let removal = Removal {
+        name: String::new(),
+        path: String::new(),
+        kind: "lock",
+        target: report.info.as_ref().and_then(|i| i.target.clone()),
+        reason: format!(
+            "stale lock of {holder}: {}",
+            report.reason.as_deref().unwrap_or("holder gone")
+        ),
+    };
+    if dry_run {
+        return Ok(Some(removal));
+    }
+    match dir::break_dead(&lock_path, evidence, lock_dir, hex) {
+        Ok(true) => Ok(Some(removal)),
+        // Broken or re-created by someone else meanwhile: not ours to count.
+        Ok(false) => Ok(None),
+        Err(e) => Err(Error::io(&lock_path, e)),
+    }
+}

@@ -1,0 +1,166 @@
+//! What status, show, cleanup and unlock share: choosing the lock directory without
+//! creating it, and writing a lock report as text or JSON.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::cli::DirArgs;
+use crate::error::{Error, Result};
+use crate::lock::LockKey;
+use crate::lock::dir::Judge;
+use crate::lock::format_age;
+use crate::lock::inspect::{LockReport, Readers, State};
+
+/// FILE's lock directory (--lock-dir / LOCKRUN_DIR as `chosen`, else `.locks` beside
+/// it), made absolute but not created: looking must not change anything.
+pub fn lock_dir_of(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> {
+    match chosen {
+        Some(dir) => absolute(dir),
+        None => absolute(&key.default_lock_dir()),
+    }
+}
+
+/// The directory `show` and `cleanup` look at: --lock-dir DIR, else LOCKRUN_DIR (both
+/// in `lock_dir`), else FILE's lock directory, else `.locks` in the current directory.
+pub fn dir_to_list(args: &DirArgs) -> Result<PathBuf> {
+    if let Some(dir) = &args.lock_dir {
+        return absolute(dir);
+    }
+    if let Some(file) = &args.file {
+        return absolute(&LockKey::for_path(file)?.default_lock_dir());
+    }
+    absolute(Path::new(".locks"))
+}
+
+/// `dir` made absolute; a lock directory that exists but is not a directory is an
+/// error naming it.
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    let dir = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join(dir)
+    };
+    match std::fs::metadata(&dir) {
+        Ok(meta) if !meta.is_dir() => Err(Error::LockDirNotDir { path: dir }),
+        _ => Ok(dir),
+    }
+}
+
+pub fn judge(stale_after: Option<std::time::Duration>) -> Judge {
+    Judge { stale_after }
+}
+
+/// "mcp-server (PID 12345 on myhost, 'node server.js', held 2.1s)", or what is known.
+pub fn holder(report: &LockReport) -> String {
+    match &report.info {
+        Some(info) if info.pid.is_some() => info.describe(report.since),
+        _ => {
+            let age = report
+                .since
+                .and_then(|t| t.elapsed().ok())
+                .map(|a| format!(" ({} old)", format_age(a)))
+                .unwrap_or_default();
+            format!("a lock directory without holder information{age}")
+        }
+    }
+}
+
+pub fn readers_text(readers: &Readers) -> String {
+    if readers.pids.is_empty() {
+        return "shared holders (the OS cannot tell which)".into();
+    }
+    let pids: Vec<String> = readers.pids.iter().map(|p| format!("PID {p}")).collect();
+    pids.join(", ")
+}
+
+/// The fields of `status --json` (and of each lock in `show --json`).
+pub fn report_json(report: &LockReport, target: Option<&str>) -> Map<String, Value> {
+    let info = report.info.as_ref();
+    let held_secs = report
+        .since
+        .and_then(|t| t.elapsed().ok())
+        .map(|a| (a.as_secs_f64() * 1000.0).round() / 1000.0);
+    let target = target.or_else(|| info.and_then(|i| i.target.as_deref()));
+    let value = json!({
+        "target": target,
+        "lock": report.lock_path.to_string_lossy(),
+        "state": report.state.as_str(),
+        "liveness": report.liveness,
+        "reason": report.reason,
+        "pid": info.and_then(|i| i.pid),
+        "host": info.and_then(|i| i.hostname.clone()),
+        "label": info.and_then(|i| i.label.clone()),
+        "command": info.and_then(|i| i.command.clone()),
+        "mode": info.and_then(|i| i.mode).map(|m| m.as_str()),
+        "tool": info.and_then(|i| i.tool.clone()),
+        "acquired": info.and_then(|i| i.acquired.clone()),
+        "held_secs": if report.state == State::Free { None } else { held_secs },
+        "readers": report.readers.pids,
+        "readers_unknown": report.readers.unknown,
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// `status`'s text: one headline, then the facts, indented.
+pub fn status_text(report: &LockReport, target: &str) -> String {
+    let mut out = String::new();
+    let dir_held = report.info.is_some() || report.liveness == Some("creating");
+    match report.state {
+        State::Free => {
+            out.push_str(&format!("{target}: free\n"));
+            return out;
+        }
+        State::Held if report.liveness == Some("readers") && !dir_held => {
+            out.push_str(&format!(
+                "{target}: held (shared) by {}\n",
+                readers_text(&report.readers)
+            ));
+        }
+        State::Held => out.push_str(&format!("{target}: held by {}\n", holder(report))),
+        State::Stale => out.push_str(&format!(
+            "{target}: stale: {}\n",
+            report.reason.as_deref().unwrap_or("holder gone")
+        )),
+    }
+    let info = report.info.as_ref();
+    if report.state == State::Stale || (report.liveness == Some("readers") && dir_held) {
+        out.push_str(&format!("  holder:   {}\n", holder(report)));
+    }
+    if let Some(mode) = info.and_then(|i| i.mode) {
+        out.push_str(&format!("  mode:     {}\n", mode.as_str()));
+    }
+    if let Some(acquired) = info.and_then(|i| i.acquired.as_deref()) {
+        out.push_str(&format!("  since:    {acquired}\n"));
+    }
+    if report.state == State::Held
+        && let (Some(how), Some(why)) = (report.liveness, report.reason.as_deref())
+    {
+        out.push_str(&format!("  liveness: {how}: {why}\n"));
+    }
+    if report.readers.any() {
+        out.push_str(&format!("  readers:  {}\n", readers_text(&report.readers)));
+    }
+    out.push_str(&format!("  lock:     {}\n", report.lock_path.display()));
+    out
+}
+
+pub fn write_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("<stdout>", e))
+}
+
+pub fn write_json(value: &Value) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Internal(format!("rendering JSON: {e}")))?;
+    text.push('\n');
+    write_stdout(&text)
+}

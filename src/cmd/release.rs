@@ -1,0 +1,113 @@
+//! `lockrun release ID`: release a lock taken by `lockrun acquire`.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::ReleaseArgs;
+use crate::error::{Error, Result};
+use crate::exit_code::ExitCode;
+use crate::lock::info::{Info, Liveness};
+use crate::lock::inspect;
+use crate::sys;
+
+/// How long to wait for a prober that holds the lock's `info` flock for an instant.
+const FLOCK_PATIENCE: Duration = Duration::from_millis(500);
+
+pub fn run(args: &ReleaseArgs, _quiet: bool) -> Result<i32> {
+    let shown = format!("{:?}", args.id);
+    let refuse = |e: io::Error| match e.kind() {
+        io::ErrorKind::InvalidInput => Error::BadLockId {
+            id: shown.clone(),
+            why: e.to_string(),
+        },
+        io::ErrorKind::NotFound => Error::NoLock {
+            path: PathBuf::from(&args.id),
+            why: e.to_string(),
+        },
+        _ => Error::io(PathBuf::from(&args.id), e),
+    };
+    let id = inspect::parse_lock_id(&args.id).map_err(refuse)?;
+    let opened =
+        inspect::open_lock(&id.lock_path, FLOCK_PATIENCE).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => Error::BadLockId {
+                id: shown.clone(),
+                why: "it is not a lock directory".into(),
+            },
+            _ if e.kind() == io::ErrorKind::NotFound => Error::NoLock {
+                path: id.lock_path.clone(),
+                why: "no such lock (released already, or broken as stale)".into(),
+            },
+            _ => Error::io(&id.lock_path, e),
+        })?;
+    if let Some(target) = opened.target_mismatch(&id.hex) {
+        return Err(Error::BadLockId {
+            id: shown,
+            why: format!("its info names {target}, whose lock has another name"),
+        });
+    }
+    let owner = args.owner.unwrap_or_else(sys::parent_pid);
+    let holder = opened.info.as_ref().map_or_else(
+        || "a lock directory without holder information".to_string(),
+        |i| i.describe(None),
+    );
+    if !owned_by(opened.info.as_ref(), owner) {
+        if !args.force
+            && let Some(pid) = opened.info.as_ref().and_then(|i| i.pid)
+            && opened.info.as_ref().and_then(|i| i.hostname.as_deref()) == Some(&sys::hostname())
+            && sys::pid_state(pid) == sys::PidState::Gone
+        {
+            return Err(Error::Refused {
+                what: format!("lock {}", id.lock_path.display()),
+                holder,
+                hint: format!(
+                    "its owner PID {pid} is gone, so the lock was stale (free for any taker) since then; acquire and release from one shell (`lockrun unlock FILE` removes it)"
+                ),
+                exit_code: ExitCode::NoPerm.code(),
+            });
+        }
+        if !args.force {
+            return Err(Error::Refused {
+                what: format!("lock {}", id.lock_path.display()),
+                holder,
+                hint: format!(
+                    "it does not belong to this shell (PID {owner}); `lockrun release --force` releases it anyway"
+                ),
+                exit_code: ExitCode::NoPerm.code(),
+            });
+        }
+        let consequence = if opened.flocked {
+            ""
+        } else {
+            "; its own release will report the lock as broken"
+        };
+        eprintln!(
+            "lockrun: warning: releasing the lock {} of {holder}, not ours{consequence}",
+            id.lock_path.display()
+        );
+    }
+    match opened.remove(".released", &id.hex) {
+        Ok(true) => Ok(ExitCode::Success.code()),
+        Ok(false) => Err(Error::NoLock {
+            path: id.lock_path.clone(),
+            why: "the lock changed while being released (broken or re-taken meanwhile); nothing removed".into(),
+        }),
+        Err(e) => Err(Error::io(&id.lock_path, e)),
+    }
+}
+
+/// The lock was taken by `acquire` for `owner`: same PID, and the same start token when
+/// one was recorded (so a reused PID is not the owner).
+fn owned_by(info: Option<&Info>, owner: u32) -> bool {
+    let Some(info) = info else {
+        return false;
+    };
+    if info.pid != Some(owner) || info.liveness == Some(Liveness::Flock) {
+        return false;
+    }
+    match (&info.pid_start, sys::process_start_token(owner)) {
+        (Some(recorded), Some(now)) => *recorded == now,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
