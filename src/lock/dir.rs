@@ -134,7 +134,8 @@ pub fn publish(lock_dir: &Path, hex: &str, info: &Info) -> io::Result<Option<Hel
                 remove_private_dir(&staging);
                 drop(info_file);
                 match e.kind() {
-                    io::ErrorKind::AlreadyExists => return Ok(None),
+                    // NotFound: a cleaner took our staging dir for garbage; try again.
+                    io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound => return Ok(None),
                     io::ErrorKind::Unsupported => {
                         trace::step(|| "no-replace rename unsupported: using mkdir".into());
                         NO_RENAME_NOREPLACE.store(true, Ordering::Relaxed);
@@ -454,8 +455,11 @@ pub fn release(held: HeldDir) -> Result<(), ReleaseError> {
     let released = held
         .lock_dir
         .join(format!(".released-{}-{}", held.hex, held.nonce));
-    fs::rename(&held.lock_path, &released)
-        .map_err(|e| ReleaseError::Io(held.lock_path.clone(), e))?;
+    match fs::rename(&held.lock_path, &released) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(lost()),
+        Err(e) => return Err(ReleaseError::Io(held.lock_path.clone(), e)),
+    }
     // Still holding the flock: nobody can take the released dir for a dead lock. The
     // dir holds only `info` unless someone put more there.
     let _ = fs::remove_file(released.join("info"));

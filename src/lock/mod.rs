@@ -35,6 +35,10 @@ pub use key::LockKey;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest pause between two looks at a lock whose holder keeps no flock.
 const MAX_POLL: Duration = Duration::from_millis(50);
+/// How long a taker whose time is up still waits for a prober that holds the flock of
+/// a pid-liveness lock, and how often.
+const SETTLE_WAIT: Duration = Duration::from_millis(100);
+const SETTLE_TRIES: u32 = 2;
 
 /// Who the lock belongs to, which decides how others tell it is alive.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -392,6 +396,7 @@ fn acquire_dir(
         stale_after: opts.stale_after,
     };
     let mut backoff = Duration::from_millis(1);
+    let mut settle_tries = 0;
     loop {
         match dir::publish(lock_dir, &key.hex, info) {
             Ok(Some(held)) => return Ok(held),
@@ -426,7 +431,20 @@ fn acquire_dir(
                 let who = holder
                     .as_ref()
                     .map_or_else(|| "a lock being created".to_string(), |i| i.describe(since));
+                // A lock whose holder keeps no flock (acquire-mode, bash) can still
+                // show a busy flock: another prober or breaker passing through. Give it
+                // a moment before calling the lock busy.
+                let transient = waiter.is_some()
+                    && holder.as_ref().is_some_and(|i| i.liveness != Some(Liveness::Flock));
                 if waiting.expired() {
+                    if transient && settle_tries < SETTLE_TRIES {
+                        settle_tries += 1;
+                        if let Some(file) = waiter {
+                            let until = Instant::now() + SETTLE_WAIT;
+                            wait_flock(&file, true, Some(until)).map_err(|e| Error::io(&lock_path, e))?;
+                        }
+                        continue;
+                    }
                     return Err(waiting.busy_error(who));
                 }
                 match waiter {
