@@ -1,13 +1,14 @@
 //! `lockrun with FILE -- CMD`: run a command under FILE's lock.
 
 use std::ffi::OsString;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::cli::WithArgs;
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
 use crate::lock::{self, LockGuard};
+use crate::sys::spawn::{Child, ChildStatus};
 use crate::sys::{self, SignalMask};
 use crate::trace;
 
@@ -26,11 +27,10 @@ pub fn run(args: &WithArgs, quiet: bool) -> Result<i32> {
     opts.command = Some(quote_command(&args.command));
     let guard = lock::acquire(&args.file, &opts)?;
 
-    let mut command = Command::new(&args.command[0]);
-    command.args(&args.command[1..]);
     let program = args.command[0].to_string_lossy().into_owned();
-
     if args.exec {
+        let mut command = Command::new(&args.command[0]);
+        command.args(&args.command[1..]);
         return exec_in_place(command, guard, &program);
     }
     if args.inherit {
@@ -38,12 +38,11 @@ pub fn run(args: &WithArgs, quiet: bool) -> Result<i32> {
             sys::set_inheritable(fd).map_err(|e| Error::io(guard.lock_path(), e))?;
         }
     }
-    sys::prepare_child(&mut command, sys::current_pid());
 
     // Block before spawning, so no signal about the child can slip past.
     let mask = SignalMask::block(&HANDLED)
         .map_err(|e| Error::Internal(format!("cannot block signals: {e}")))?;
-    let child = match command.spawn() {
+    let child = match sys::spawn::spawn(&args.command[0], &args.command[1..]) {
         Ok(child) => child,
         Err(source) => {
             drop(mask);
@@ -81,7 +80,7 @@ fn supervise(
             .try_wait()
             .map_err(|e| Error::Internal(format!("waiting for PID {pid}: {e}")))?
         {
-            trace::step(|| format!("command exited: {status}"));
+            trace::step(|| format!("command ended: {status:?}"));
             if expired {
                 return Ok(ExitCode::MaxHold.code());
             }
@@ -123,12 +122,10 @@ fn supervise(
     }
 }
 
-fn exit_status_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => code,
-        (None, Some(signal)) => ExitCode::for_signal(signal),
-        (None, None) => ExitCode::Software.code(),
+fn exit_status_code(status: ChildStatus) -> i32 {
+    match status {
+        ChildStatus::Exited(code) => code,
+        ChildStatus::Signaled(signal) => ExitCode::for_signal(signal),
     }
 }
 

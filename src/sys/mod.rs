@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 
+pub mod spawn;
+
 pub mod proc_locks;
 
 /// Renames `from` to `to` only if `to` does not exist.
@@ -141,43 +143,6 @@ fn signal_from_raw(signal: i32) -> Option<Signal> {
         libc::SIGUSR2 => Signal::USR2,
         _ => return None,
     })
-}
-
-/// Makes the kernel SIGKILL the calling process when its parent thread exits. Meant to
-/// run in a freshly forked child before `exec` (async-signal-safe: one `prctl`).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn die_with_parent() -> io::Result<()> {
-    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-    Ok(())
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn die_with_parent() -> io::Result<()> {
-    Ok(())
-}
-
-/// Arranges for `cmd`'s child to die with lockrun (Linux) and to start with the default
-/// disposition of the signals lockrun may have ignored.
-pub fn prepare_child(cmd: &mut std::process::Command, parent_pid: u32) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec, so it may only call
-    // async-signal-safe functions: prctl, getppid, signal and _exit via the
-    // returned error are all async-signal-safe, and it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            die_with_parent()?;
-            // The parent may have died between fork and prctl: then nobody would kill us.
-            if libc::getppid() as u32 != parent_pid {
-                return Err(io::Error::other(
-                    "lockrun exited before the command started",
-                ));
-            }
-            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGPIPE] {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-            Ok(())
-        });
-    }
 }
 
 /// A set of signals held pending in this thread, to be taken one at a time with
