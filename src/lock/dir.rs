@@ -81,7 +81,7 @@ pub fn new_nonce() -> String {
     format!("{:x}{:x}{n:x}", sys::current_pid(), nanos)
 }
 
-fn open_nofollow_dir(path: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_nofollow_dir(path: &Path) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         rustix::fs::CWD,
         path,
@@ -90,7 +90,7 @@ fn open_nofollow_dir(path: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
-fn open_info_in(dir: &OwnedFd) -> io::Result<File> {
+pub(crate) fn open_info_in(dir: &OwnedFd) -> io::Result<File> {
     let fd = rustix::fs::openat(
         dir,
         "info",

@@ -8,7 +8,6 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -395,7 +394,7 @@ pub fn sweep_garbage(
     hex: &str,
     dry_run: bool,
 ) -> io::Result<GarbageState> {
-    let dir = match open_dir_nofollow(path) {
+    let dir = match super::dir::open_nofollow_dir(path) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(GarbageState::Gone),
         Err(e)
@@ -406,7 +405,7 @@ pub fn sweep_garbage(
         Err(e) => return Err(e),
     };
     let dir_meta = File::from(dir.try_clone()?).metadata()?;
-    let info = match open_info_in(&dir) {
+    let info = match super::dir::open_info_in(&dir) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
@@ -543,9 +542,9 @@ pub struct Opened {
 /// is free (a prober may hold it for an instant: retried for up to `patience`); a lock
 /// whose holder keeps it stays unflocked (`flocked == false`).
 pub fn open_lock(lock_path: &Path, patience: Duration) -> io::Result<Opened> {
-    let dir = open_dir_nofollow(lock_path)?;
+    let dir = super::dir::open_nofollow_dir(lock_path)?;
     let dir_meta = File::from(dir.try_clone()?).metadata()?;
-    let file = match open_info_in(&dir) {
+    let file = match super::dir::open_info_in(&dir) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
@@ -654,25 +653,6 @@ fn info_id(lock_path: &Path) -> io::Result<Option<(u64, u64)>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(
-        rustix::fs::CWD,
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        FileMode::empty(),
-    )?)
-}
-
-fn open_info_in(dir: &OwnedFd) -> io::Result<File> {
-    let fd = rustix::fs::openat(
-        dir,
-        "info",
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        FileMode::empty(),
-    )?;
-    Ok(File::from(fd))
 }
 
 fn open_file_nofollow(path: &Path) -> io::Result<File> {

@@ -10,63 +10,14 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, stdout, wait_output, wait_until};
-
-/// `<root>/.locks/<hex>.lock` of `target` (relative to the env root).
-fn lock_path_of(env: &TestEnv, target: &str) -> PathBuf {
-    let key = lockrun::lock::LockKey::for_path(&env.path(target)).unwrap();
-    key.lock_path(&key.default_lock_dir())
-}
-
-/// Runs a shell script in the env root, `$L` being the lockrun binary.
-fn sh(env: &TestEnv, script: &str) -> Child {
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(env.root())
-        .env("L", BIN)
-        .env_remove("LOCKRUN_DIR")
-        .env_remove("LOCKRUN_TIMEOUT")
-        .env_remove("LOCKRUN_DEBUG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// `lockrun with ARGS -- (wait for NAME.go)`, returned once the command runs.
-fn hold(env: &TestEnv, args: &[&str], name: &str) -> Child {
-    let script = format!("touch {name}.ready; while [ ! -e {name}.go ]; do sleep 0.01; done");
-    let mut full: Vec<&str> = vec!["with"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["--", "sh", "-c", &script]);
-    let child = env.spawn(&full);
-    wait_until(&format!("{name} to hold the lock"), || {
-        env.path(&format!("{name}.ready")).exists()
-    });
-    child
-}
-
-fn go(env: &TestEnv, name: &str) {
-    fs::write(env.path(&format!("{name}.go")), "").unwrap();
-}
+use crate::testenv::{
+    PATIENCE, TestEnv, bash_lock, code, go, here, hold, lock_path_of, sh, stderr, stdout,
+    wait_output, wait_until,
+};
 
 fn json(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
-}
-
-/// A bash-script lock: `mkdir <lock>` and an `info` with PID/ACQUIRED/HOSTNAME.
-fn bash_lock(env: &TestEnv, target: &str, pid: u32, host: &str) -> PathBuf {
-    let lock = lock_path_of(env, target);
-    fs::create_dir_all(&lock).unwrap();
-    fs::write(
-        lock.join("info"),
-        format!("PID: {pid}\nACQUIRED: 2026-11-22T21:54:59Z\nHOSTNAME: {host}\n"),
-    )
-    .unwrap();
-    lock
 }
 
 fn set_age(path: &Path, age: Duration) {
@@ -82,10 +33,6 @@ fn dead_pid() -> u32 {
     let pid = child.id();
     child.wait().unwrap();
     pid
-}
-
-fn here() -> String {
-    lockrun::sys::hostname()
 }
 
 fn status(env: &TestEnv, target: &str, extra: &[&str]) -> (i32, Value) {

@@ -142,3 +142,61 @@ pub fn stdout(out: &Output) -> String {
 pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
+
+/// `<root>/.locks/<hex>.lock` of `target` (relative to the env root).
+pub fn lock_path_of(env: &TestEnv, target: &str) -> PathBuf {
+    let key = lockrun::lock::LockKey::for_path(&env.path(target)).expect("key");
+    key.lock_path(&key.default_lock_dir())
+}
+
+/// Runs a shell script in the env root, `$L` being the lockrun binary.
+pub fn sh(env: &TestEnv, script: &str) -> Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(env.root())
+        .env("L", BIN)
+        .env_remove("LOCKRUN_DIR")
+        .env_remove("LOCKRUN_TIMEOUT")
+        .env_remove("LOCKRUN_DEBUG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sh")
+}
+
+/// Starts `lockrun with ARGS -- (wait for NAME.go)` and returns once the command runs;
+/// the holder ends when the test calls `go(env, NAME)`.
+pub fn hold(env: &TestEnv, args: &[&str], name: &str) -> Child {
+    let script = format!("touch {name}.ready; while [ ! -e {name}.go ]; do sleep 0.01; done");
+    let mut full: Vec<&str> = vec!["with"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--", "sh", "-c", &script]);
+    let child = env.spawn(&full);
+    wait_until(&format!("{name} to hold the lock"), || {
+        env.path(&format!("{name}.ready")).exists()
+    });
+    child
+}
+
+pub fn go(env: &TestEnv, name: &str) {
+    fs::write(env.path(&format!("{name}.go")), "").expect("write go file");
+}
+
+/// A bash-script lock: `mkdir <lock>` and an `info` with PID/ACQUIRED/HOSTNAME.
+pub fn bash_lock(env: &TestEnv, target: &str, pid: u32, host: &str) -> PathBuf {
+    let lock = lock_path_of(env, target);
+    fs::create_dir_all(&lock).expect("mkdir lock");
+    fs::write(
+        lock.join("info"),
+        format!("PID: {pid}\nACQUIRED: 2026-11-22T21:54:59Z\nHOSTNAME: {host}\n"),
+    )
+    .expect("write info");
+    lock
+}
+
+/// This host's name, as lockrun records it.
+pub fn here() -> String {
+    lockrun::sys::hostname()
+}

@@ -7,29 +7,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, stdout, wait_output, wait_until};
-
-/// The lock directory entry of `target` (relative to the env root), e.g. `.locks/<hex>.lock`.
-fn lock_dir_of(env: &TestEnv, target: &str) -> std::path::PathBuf {
-    let key = lockrun::lock::LockKey::for_path(&env.path(target)).unwrap();
-    key.lock_path(&key.default_lock_dir())
-}
-
-/// Runs a shell script in the env root with `$L` set to the lockrun binary.
-fn sh(env: &TestEnv, script: &str) -> std::process::Child {
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(env.root())
-        .env("L", BIN)
-        .env_remove("LOCKRUN_DIR")
-        .env_remove("LOCKRUN_TIMEOUT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
+use crate::testenv::{
+    BIN, PATIENCE, TestEnv, bash_lock, code, go, here, hold, lock_path_of, sh, stderr, stdout,
+    wait_output, wait_until,
+};
 
 fn pid_alive(pid: i32) -> bool {
     // A zombie is as good as dead for us.
@@ -42,24 +23,6 @@ fn pid_alive(pid: i32) -> bool {
             .starts_with('Z'),
         Err(_) => false,
     }
-}
-
-/// Starts `lockrun with ARGS -- sh -c 'touch READY; wait for GO'` and waits until the
-/// command runs; the holder ends when the test creates GO.
-fn hold(env: &TestEnv, args: &[&str], name: &str) -> std::process::Child {
-    let script = format!("touch {name}.ready; while [ ! -e {name}.go ]; do sleep 0.01; done");
-    let mut full: Vec<&str> = vec!["with"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["--", "sh", "-c", &script]);
-    let child = env.spawn(&full);
-    wait_until(&format!("{name} to hold the lock"), || {
-        env.path(&format!("{name}.ready")).exists()
-    });
-    child
-}
-
-fn go(env: &TestEnv, name: &str) {
-    fs::write(env.path(&format!("{name}.go")), "").unwrap();
 }
 
 #[test]
@@ -129,7 +92,7 @@ fn writer_waits_for_readers_and_new_readers_queue_behind_it() {
     let r2 = hold(&env, &["-s", "data"], "r2");
     let writer = env.spawn(["with", "data", "--", "sh", "-c", "echo W >> order"]);
     // The writer holds the directory lock while it waits for the readers to drain.
-    let lock = lock_dir_of(&env, "data");
+    let lock = lock_path_of(&env, "data");
     wait_until("the writer to queue", || lock.exists());
     // A reader arriving now must wait behind the writer (no writer starvation).
     let late = env.spawn(["with", "-s", "data", "--", "sh", "-c", "echo R >> order"]);
@@ -186,7 +149,7 @@ fn make_dead_lock(env: &TestEnv, target: &str) {
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert!(
-        lock_dir_of(env, target).exists(),
+        lock_path_of(env, target).exists(),
         "the killed holder's lock dir stays"
     );
 }
@@ -222,7 +185,7 @@ fn a_parked_breaker_leaves_a_recreated_lock_alone() {
         .unwrap();
     wait_until("the breaker to park", || env.path("gate.paused").exists());
     // Meanwhile the dead lock goes away by other means and a new holder takes the lock.
-    fs::remove_dir_all(lock_dir_of(&env, "f")).unwrap();
+    fs::remove_dir_all(lock_path_of(&env, "f")).unwrap();
     let new_holder = hold(&env, &["f"], "new");
     fs::write(&gate, "").unwrap();
     let out = wait_output(breaker, PATIENCE);
@@ -237,7 +200,7 @@ fn a_parked_breaker_leaves_a_recreated_lock_alone() {
         "the breaker never ran beside the new holder"
     );
     assert!(
-        lock_dir_of(&env, "f").exists(),
+        lock_path_of(&env, "f").exists(),
         "the new holder's lock is intact"
     );
     go(&env, "new");
@@ -245,26 +208,10 @@ fn a_parked_breaker_leaves_a_recreated_lock_alone() {
     assert_eq!(env.lock_entries(".locks"), Vec::<String>::new());
 }
 
-/// Writes a bash-script-style lock (mkdir + three info lines) for `target`.
-fn foreign_lock(env: &TestEnv, target: &str, pid: u32, host: &str) -> std::path::PathBuf {
-    let dir = lock_dir_of(env, target);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        dir.join("info"),
-        format!("PID: {pid}\nACQUIRED: 2026-11-22T21:54:59Z\nHOSTNAME: {host}\n"),
-    )
-    .unwrap();
-    dir
-}
-
-fn hostname() -> String {
-    lockrun::sys::hostname()
-}
-
 #[test]
 fn foreign_lock_with_live_pid_blocks() {
     let env = TestEnv::new();
-    let dir = foreign_lock(&env, "f", std::process::id(), &hostname());
+    let dir = bash_lock(&env, "f", std::process::id(), &here());
     let out = env.run(["with", "-n", "f", "--", "true"]);
     assert_eq!(code(&out), 75, "{}", stderr(&out));
     assert!(
@@ -284,7 +231,7 @@ fn foreign_lock_with_dead_pid_is_broken() {
     let mut gone = Command::new("true").spawn().unwrap();
     let pid = gone.id();
     gone.wait().unwrap();
-    foreign_lock(&env, "f", pid, &hostname());
+    bash_lock(&env, "f", pid, &here());
     let out = env.run(["with", "-n", "f", "--", "true"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(env.lock_entries(".locks"), Vec::<String>::new());
@@ -293,7 +240,7 @@ fn foreign_lock_with_dead_pid_is_broken() {
 #[test]
 fn foreign_lock_from_another_host_is_kept_unless_stale_after() {
     let env = TestEnv::new();
-    let dir = foreign_lock(&env, "f", 1, "some-other-host");
+    let dir = bash_lock(&env, "f", 1, "some-other-host");
     let out = env.run(["with", "-n", "f", "--", "true"]);
     assert_eq!(code(&out), 75, "{}", stderr(&out));
     assert!(stderr(&out).contains("some-other-host"), "{}", stderr(&out));
@@ -306,7 +253,7 @@ fn foreign_lock_from_another_host_is_kept_unless_stale_after() {
 #[test]
 fn infoless_lock_dir_is_kept_during_grace_and_removed_after() {
     let env = TestEnv::new();
-    let dir = lock_dir_of(&env, "f");
+    let dir = lock_path_of(&env, "f");
     fs::create_dir_all(&dir).unwrap();
     let out = env.run(["with", "-n", "f", "--", "true"]);
     assert_eq!(
@@ -630,7 +577,7 @@ fn symlinks_planted_in_the_lock_dir_are_never_followed() {
     let decoy = env.path("decoy");
     fs::create_dir(&decoy).unwrap();
     fs::write(decoy.join("info"), "PID: 1\nLIVENESS: flock\n").unwrap();
-    let lock = lock_dir_of(&env, "f");
+    let lock = lock_path_of(&env, "f");
     fs::create_dir_all(lock.parent().unwrap()).unwrap();
     symlink(&decoy, &lock).unwrap();
     let out = env.run(["with", "-n", "f", "--", "touch", "ran"]);
