@@ -5,41 +5,37 @@ use std::path::Path;
 
 use crate::cli::LockArgs;
 use crate::error::{Error, Result};
-use crate::json::cli::{GetArgs, ReadArgs};
+use crate::json::cli::{GetArgs, ReadArgs, ViewArgs};
 use crate::json::edit::{read_file, take_lock};
 use crate::json::{self as js, pointer};
 
 pub fn read(args: &ReadArgs, quiet: bool) -> Result<i32> {
-    let view = View {
-        raw: args.raw,
-        compact: args.compact,
-        no_lock: args.no_lock,
-    };
     run(
         &args.file,
         args.pointer.as_deref(),
         &args.lock,
-        &view,
+        &args.view,
         quiet,
     )
 }
 
 pub fn get(args: &GetArgs, quiet: bool) -> Result<i32> {
-    let view = View {
-        raw: args.raw,
-        compact: args.compact,
-        no_lock: args.no_lock,
-    };
-    run(&args.file, Some(&args.pointer), &args.lock, &view, quiet)
+    run(
+        &args.file,
+        Some(&args.pointer),
+        &args.lock,
+        &args.view,
+        quiet,
+    )
 }
 
-struct View {
-    raw: bool,
-    compact: bool,
-    no_lock: bool,
-}
-
-fn run(file: &Path, ptr: Option<&str>, lock: &LockArgs, view: &View, quiet: bool) -> Result<i32> {
+fn run(
+    file: &Path,
+    ptr: Option<&str>,
+    lock: &LockArgs,
+    view: &ViewArgs,
+    quiet: bool,
+) -> Result<i32> {
     let origin = js::display(file);
     let ptr = ptr.map(pointer::parse).transpose()?;
     let mut opts = super::lock_options(lock, quiet);

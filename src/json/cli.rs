@@ -170,11 +170,9 @@ pub struct AppendArgs {
     pub json: String,
 }
 
+/// How `read` and `get` print.
 #[derive(Debug, Clone, Args)]
-pub struct ReadArgs {
-    #[command(flatten)]
-    pub lock: LockArgs,
-
+pub struct ViewArgs {
     /// Print a string result without quotes (as jq -r).
     #[arg(short, long)]
     pub raw: bool,
@@ -187,6 +185,15 @@ pub struct ReadArgs {
     /// consistent).
     #[arg(long)]
     pub no_lock: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    #[command(flatten)]
+    pub view: ViewArgs,
 
     /// The JSON file.
     #[arg(value_name = "FILE")]
@@ -203,17 +210,8 @@ pub struct GetArgs {
     #[command(flatten)]
     pub lock: LockArgs,
 
-    /// Print a string result without quotes (as jq -r).
-    #[arg(short, long)]
-    pub raw: bool,
-
-    /// Print on one line (as jq -c).
-    #[arg(short, long)]
-    pub compact: bool,
-
-    /// Read without taking the shared lock.
-    #[arg(long)]
-    pub no_lock: bool,
+    #[command(flatten)]
+    pub view: ViewArgs,
 
     /// The JSON file.
     #[arg(value_name = "FILE")]
