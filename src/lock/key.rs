@@ -157,12 +157,16 @@ pub fn ensure_lock_dir(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> 
             });
         }
     }
+    // A chosen directory is created with its parents; the default `.locks` only when the
+    // target's directory exists (lockrun never creates the target's directory).
     match fs::DirBuilder::new()
-        .recursive(true)
+        .recursive(chosen.is_some())
         .mode(0o755)
         .create(&dir)
     {
         Ok(()) => Ok(dir),
+        // Another process created it in the meantime.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(dir),
         Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
             Err(Error::LockDirNotDir { path: dir })
         }

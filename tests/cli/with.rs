@@ -598,3 +598,20 @@ fn symlinks_planted_in_the_lock_dir_are_never_followed() {
     assert!(decoy.join("info").exists() && lock.join("info").is_symlink());
     assert!(!env.path("ran").exists());
 }
+
+#[test]
+fn a_target_in_a_missing_directory_creates_nothing() {
+    let env = TestEnv::new();
+    let out = env.run(["with", "no/such/dir/f", "--", "touch", "ran"]);
+    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no/such/dir/.locks"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !env.path("no").exists(),
+        "the target's directory is never created"
+    );
+    assert!(!env.path("ran").exists());
+}
