@@ -12,3 +12,6 @@ mod with;
 
 // status, show, cleanup, unlock, acquire, release
 mod introspect;
+
+// scripts/: the drop-in file-lock.sh, memory-update.sh, memory-read.sh, atomic-write.sh
+mod shims;
