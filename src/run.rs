@@ -7,6 +7,7 @@ use std::io::Write;
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command};
+#[cfg(unix)]
 use crate::cmd;
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
@@ -40,6 +41,7 @@ where
     }
 }
 
+#[cfg(unix)]
 fn dispatch(cli: &Cli) -> Result<i32> {
     match &cli.command {
         Command::With(args) => cmd::with::run(args, cli.quiet),
@@ -51,16 +53,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Append(args) => cmd::append::run(args, cli.quiet),
         Command::Read(args) => cmd::read::read(args, cli.quiet),
         Command::Write(args) => cmd::write::run(args, cli.quiet),
-        Command::Man => {
-            let page = crate::man::render()
-                .map_err(|e| Error::Internal(format!("rendering the man page: {e}")))?;
-            write_stdout(&page)
-        }
-        Command::Completions { shell } => {
-            let mut out = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "lockrun", &mut out);
-            write_stdout(&out)
-        }
+        Command::Man => man_page(),
+        Command::Completions { shell } => completions(*shell),
         Command::Status(args) => cmd::status::run(args),
         Command::Show(args) => cmd::show::run(args, cli.quiet),
         Command::Cleanup(args) => cmd::cleanup::run(args, cli.quiet),
@@ -68,6 +62,37 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Acquire(args) => cmd::acquire::run(args, cli.quiet),
         Command::Release(args) => cmd::release::run(args, cli.quiet),
     }
+}
+
+/// Windows (and any non-Unix system): the command line, `--help`, `--version`, the man
+/// page and the completions work; everything that takes a lock says it cannot, with the
+/// internal-error status 70 (the lock engine needs flock(2) and POSIX signals).
+#[cfg(not(unix))]
+fn dispatch(cli: &Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Man => man_page(),
+        Command::Completions { shell } => completions(*shell),
+        _ => Err(Error::Internal(format!(
+            "{} is not supported yet (lockrun's locks need flock(2) and POSIX signals; use WSL); only --help, --version, man and completions work here",
+            if cfg!(windows) {
+                "Windows"
+            } else {
+                "this platform"
+            }
+        ))),
+    }
+}
+
+fn man_page() -> Result<i32> {
+    let page = crate::man::render()
+        .map_err(|e| Error::Internal(format!("rendering the man page: {e}")))?;
+    write_stdout(&page)
+}
+
+fn completions(shell: clap_complete::Shell) -> Result<i32> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "lockrun", &mut out);
+    write_stdout(&out)
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<i32> {
