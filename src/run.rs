@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
 #[cfg(unix)]
@@ -18,15 +18,22 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: stdout, coloured only as `color_choice` allows.
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::Usage.code()
-            } else {
-                ExitCode::Success.code()
-            };
+            return ExitCode::Success.code();
+        }
+        Err(e) => {
+            // A usage error: plain text on stderr, first line "lockrun: ...", like every
+            // other error (clap's own "error: " prefix replaced).
+            let text = e.render().to_string();
+            match text.strip_prefix("error: ") {
+                Some(rest) => eprint!("lockrun: {rest}"),
+                None => eprint!("{text}"),
+            }
+            return ExitCode::Usage.code();
         }
     };
     if cli.verbose {
@@ -38,6 +45,29 @@ where
             eprintln!("lockrun: {e}");
             e.code()
         }
+    }
+}
+
+fn parse<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut command = Cli::command().color(color_choice());
+    let matches = command.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}
+
+/// Help is coloured only when stdout is a terminal and NO_COLOR is unset or empty
+/// (clap's `Auto` alone would also colour a pipe under CLICOLOR_FORCE). Everything else
+/// lockrun prints is plain text.
+fn color_choice() -> clap::ColorChoice {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if no_color || !std::io::stdout().is_terminal() {
+        clap::ColorChoice::Never
+    } else {
+        clap::ColorChoice::Auto
     }
 }
 

@@ -15,3 +15,6 @@ mod introspect;
 
 // scripts/: the drop-in file-lock.sh, memory-update.sh, memory-read.sh, atomic-write.sh
 mod shims;
+
+// errors, colour, --version, completions, man page coverage, --json fields
+mod manners;
