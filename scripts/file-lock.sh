@@ -41,7 +41,10 @@ if [ -z "$lockrun" ]; then
 fi
 lock_dir="${AICONFIG_PATH:-$HOME/aiconfig}/.locks"
 timeout=${LOCK_TIMEOUT:-30}
-export LOCKRUN_DEBUG=0
+case $timeout in
+  inf) ;;
+  '' | *[!0-9.]*) echo "$prog: LOCK_TIMEOUT='$timeout' is not a number of seconds" >&2; exit 2 ;;
+esac
 [ "${LOCK_DEBUG:-0}" = 1 ] && export LOCKRUN_DEBUG=1
 
 usage() {

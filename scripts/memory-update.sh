@@ -29,7 +29,11 @@ if [ -z "$lockrun" ]; then
   exit 127
 fi
 lock_dir="${AICONFIG_PATH:-$HOME/aiconfig}/.locks"
-export LOCKRUN_DEBUG=0
+timeout=${LOCK_TIMEOUT:-30}
+case $timeout in
+  inf) ;;
+  '' | *[!0-9.]*) echo "$prog: LOCK_TIMEOUT='$timeout' is not a number of seconds" >&2; exit 2 ;;
+esac
 [ "${LOCK_DEBUG:-0}" = 1 ] && export LOCKRUN_DEBUG=1
 
 usage() {
@@ -54,7 +58,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#positional[@]} -eq 2 ] || { usage >&2; exit 2; }
 
-args=(update --lock-dir "$lock_dir" -w "${LOCK_TIMEOUT:-30}" --label "$prog" --create '{}'
+args=(update --lock-dir "$lock_dir" -w "$timeout" --label "$prog" --create '{}'
   ${extra[@]+"${extra[@]}"} -- "${positional[0]}" "${positional[1]}")
 [ "${LOCK_DEBUG:-0}" = 1 ] && echo "$prog: + $lockrun ${args[*]}" >&2
 exec "$lockrun" "${args[@]}"

@@ -291,6 +291,29 @@ fn file_lock_debug_help_usage_and_missing_lockrun() {
 }
 
 #[test]
+fn every_shim_names_a_bad_lock_timeout() {
+    let env = TestEnv::new();
+    env.write("m.json", "{}");
+    for (name, args) in [
+        ("file-lock.sh", &["with", "m.json", "--", "true"][..]),
+        ("memory-update.sh", &["m.json", "."]),
+        ("memory-read.sh", &["m.json"]),
+        ("atomic-write.sh", &["m.json"]),
+    ] {
+        let mut cmd = shim(&env, name);
+        cmd.args(args).env("LOCK_TIMEOUT", "5s");
+        let out = finish(cmd);
+        assert_eq!(code(&out), 2, "{name}");
+        assert!(
+            stderr(&out).contains(&format!("{name}: LOCK_TIMEOUT='5s'")),
+            "{name}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(env.read("m.json"), "{}");
+}
+
+#[test]
 fn file_lock_show_and_cleanup_handle_a_lock_left_by_a_killed_old_script() {
     let env = TestEnv::new();
     let lock = plant_old_lock(&env, "memory.json", dead_pid());
