@@ -81,7 +81,8 @@ case $cmd in
     # in its place (bash does so for the last command of `bash -c '...'`): same PID,
     # same start token. lockrun checks the id and the owner; this only picks which.
     owner=$PPID
-    recorded=$(sed -n 's/^PID: //p' "$1/info" 2>/dev/null | head -n 1)
+    recorded=
+    [ -f "$1/info" ] && recorded=$(sed -n 's/^PID: //p' "$1/info" 2>/dev/null | head -n 1)
     [ "$recorded" = "$$" ] && owner=$$
     run release --owner "$owner" -- "$1"
     ;;
