@@ -18,3 +18,6 @@ mod shims;
 
 // errors, colour, --version, completions, man page coverage, --json fields
 mod manners;
+
+// the README's recipes, taken from README.md and run as written
+mod recipes;
