@@ -49,26 +49,41 @@ impl ExitCode {
 pub const DOCUMENTED: &[(&str, &str)] = &[
     (
         "0",
-        "success (for `with`: the command succeeded; `status`: the lock is free)",
+        "success (`with`: the command succeeded; `status`: the lock is free; `unlock`: the lock is free or was removed)",
     ),
     ("N", "`with`: the command's own exit status"),
     ("128+N", "`with`: the command was killed by signal N"),
     ("1", "`status`: the lock is held"),
-    ("2", "usage error"),
+    (
+        "2",
+        "usage error; `release`: the id is not a <lockdir>/<64 hex>.lock directory (nothing is touched)",
+    ),
     ("3", "`status`: the lock is stale"),
     (
         "65",
         "data error: invalid JSON, bad filter result, schema violation",
     ),
-    ("66", "the target file does not exist"),
-    ("70", "internal error"),
-    ("73", "cannot create the lock directory or a lock file"),
+    (
+        "66",
+        "the target file does not exist; `release`: the lock no longer exists (released already, or broken as stale)",
+    ),
+    (
+        "70",
+        "internal error; also: the lock was broken from outside while held (if the command succeeded); on Windows: not supported yet",
+    ),
+    (
+        "73",
+        "cannot create the lock directory or a lock file, or something that is not a lock (a symlink, a file) sits where one must be",
+    ),
     ("74", "I/O error"),
     (
         "75",
-        "the lock is busy / the wait timed out (or the code given with -E)",
+        "the lock is busy / the wait timed out (or the code given with -E); `unlock`: the lock is alive (without --force) or held shared",
     ),
-    ("77", "permission denied"),
+    (
+        "77",
+        "permission denied; `release`: the lock belongs to another process (without --force), or its owner is gone",
+    ),
     ("124", "--max-hold expired; the command was stopped"),
     ("126", "the command cannot be executed"),
     ("127", "the command was not found"),

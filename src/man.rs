@@ -19,7 +19,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "Default for -w/--timeout, in seconds (\"inf\" waits forever). Default 30.",
     ),
     ("LOCKRUN_DEBUG", "Set to 1 for the same trace as -v."),
-    ("NO_COLOR", "lockrun never colours its output."),
+    (
+        "NO_COLOR",
+        "When set and not empty, --help is not coloured. Help is coloured only when stdout is a terminal; nothing else lockrun prints is ever coloured.",
+    ),
 ];
 
 const FILES: &[(&str, &str)] = &[
@@ -57,6 +60,18 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "LOCKRUN_DIR=~/aiconfig/.locks lockrun with notes.json -- cat notes.json",
         "Share locks with the old file-lock.sh scripts during a migration.",
+    ),
+    (
+        "lockrun update -n -E 0 memory.json '.hits += 1'",
+        "Count a hit in a JSON file atomically; skip silently if another session holds it.",
+    ),
+    (
+        "id=$(lockrun acquire state.json) && ... && lockrun release \"$id\"",
+        "Hold a lock across several commands of one shell script.",
+    ),
+    (
+        "lockrun status --json memory.json | jq -r .state",
+        "Machine-readable lock state (free, held or stale) for scripts.",
     ),
 ];
 

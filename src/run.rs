@@ -4,9 +4,10 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
+#[cfg(unix)]
 use crate::cmd;
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
@@ -17,15 +18,22 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help, --version: stdout, coloured only as `color_choice` allows.
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::Usage.code()
-            } else {
-                ExitCode::Success.code()
-            };
+            return ExitCode::Success.code();
+        }
+        Err(e) => {
+            // A usage error: plain text on stderr, first line "lockrun: ...", like every
+            // other error (clap's own "error: " prefix replaced).
+            let text = e.render().to_string();
+            match text.strip_prefix("error: ") {
+                Some(rest) => eprint!("lockrun: {rest}"),
+                None => eprint!("{text}"),
+            }
+            return ExitCode::Usage.code();
         }
     };
     if cli.verbose {
@@ -40,6 +48,30 @@ where
     }
 }
 
+fn parse<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut command = Cli::command().color(color_choice());
+    let matches = command.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}
+
+/// Help is coloured only when stdout is a terminal and NO_COLOR is unset or empty
+/// (clap's `Auto` alone would also colour a pipe under CLICOLOR_FORCE). Everything else
+/// lockrun prints is plain text.
+fn color_choice() -> clap::ColorChoice {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if no_color || !std::io::stdout().is_terminal() {
+        clap::ColorChoice::Never
+    } else {
+        clap::ColorChoice::Auto
+    }
+}
+
+#[cfg(unix)]
 fn dispatch(cli: &Cli) -> Result<i32> {
     match &cli.command {
         Command::With(args) => cmd::with::run(args, cli.quiet),
@@ -51,16 +83,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Append(args) => cmd::append::run(args, cli.quiet),
         Command::Read(args) => cmd::read::read(args, cli.quiet),
         Command::Write(args) => cmd::write::run(args, cli.quiet),
-        Command::Man => {
-            let page = crate::man::render()
-                .map_err(|e| Error::Internal(format!("rendering the man page: {e}")))?;
-            write_stdout(&page)
-        }
-        Command::Completions { shell } => {
-            let mut out = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "lockrun", &mut out);
-            write_stdout(&out)
-        }
+        Command::Man => man_page(),
+        Command::Completions { shell } => completions(*shell),
         Command::Status(args) => cmd::status::run(args),
         Command::Show(args) => cmd::show::run(args, cli.quiet),
         Command::Cleanup(args) => cmd::cleanup::run(args, cli.quiet),
@@ -68,6 +92,37 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Acquire(args) => cmd::acquire::run(args, cli.quiet),
         Command::Release(args) => cmd::release::run(args, cli.quiet),
     }
+}
+
+/// Windows (and any non-Unix system): the command line, `--help`, `--version`, the man
+/// page and the completions work; everything that takes a lock says it cannot, with the
+/// internal-error status 70 (the lock engine needs flock(2) and POSIX signals).
+#[cfg(not(unix))]
+fn dispatch(cli: &Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Man => man_page(),
+        Command::Completions { shell } => completions(*shell),
+        _ => Err(Error::Internal(format!(
+            "{} is not supported yet (lockrun's locks need flock(2) and POSIX signals; use WSL); only --help, --version, man and completions work here",
+            if cfg!(windows) {
+                "Windows"
+            } else {
+                "this platform"
+            }
+        ))),
+    }
+}
+
+fn man_page() -> Result<i32> {
+    let page = crate::man::render()
+        .map_err(|e| Error::Internal(format!("rendering the man page: {e}")))?;
+    write_stdout(&page)
+}
+
+fn completions(shell: clap_complete::Shell) -> Result<i32> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "lockrun", &mut out);
+    write_stdout(&out)
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<i32> {

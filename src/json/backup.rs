@@ -1,10 +1,15 @@
 //! `--backup[=simple|numbered]`: GNU names (`FILE~`, `FILE.~N~`), written completely and
 //! synced (via the same atomic replace) before the target is replaced.
 
+// Writing backups is Unix-only (the atomic replace); the kinds are part of the CLI.
+#[cfg(unix)]
 use std::fs;
+#[cfg(unix)]
 use std::path::{Path, PathBuf};
 
+#[cfg(unix)]
 use crate::error::{Error, Result};
+#[cfg(unix)]
 use crate::json::atomic;
 
 /// The GNU backup "version control" methods lockrun supports.
@@ -18,6 +23,7 @@ pub enum BackupKind {
 
 /// Saves `original` (the bytes of `real` before the change) as a backup of `real`, and
 /// prunes numbered backups to the newest `keep`. Returns the backup's path.
+#[cfg(unix)]
 pub fn save(
     real: &Path,
     original: &[u8],
@@ -49,6 +55,7 @@ pub fn save(
 }
 
 /// Existing `NAME.~N~` files in `dir`, by ascending N.
+#[cfg(unix)]
 fn numbered(dir: &Path, name: &str) -> Result<Vec<(u64, PathBuf)>> {
     let prefix = format!("{name}.~");
     let mut found = Vec::new();

@@ -240,6 +240,7 @@ pub struct WriteArgs {
     pub file: PathBuf,
 }
 
+#[cfg(unix)]
 impl WriteCommon {
     /// The write options these arguments ask for (`create`: the parsed `--create`).
     pub fn options(

@@ -1,9 +1,11 @@
 //! JSON under the lock: parse with precise errors, transform (jaq filters, JSON
 //! Pointer, JSON Patch), validate, and replace the file atomically in its own layout.
 
+#[cfg(unix)]
 pub mod atomic;
 pub mod backup;
 pub mod cli;
+#[cfg(unix)]
 pub mod edit;
 pub mod filter;
 pub mod jq_differences;

@@ -1,7 +1,9 @@
 //! Platform code: every `unsafe` block of lockrun lives here, each with its reason.
 //!
-//! Linux is the primary platform; other Unix systems get the portable subset (no
-//! no-replace rename, no parent-death signal, no `/proc` start token).
+//! Linux is the primary platform. macOS has its own no-replace rename
+//! (`renamex_np(RENAME_EXCL)`), process start token (`proc_pidinfo`) and boot id
+//! (`kern.bootsessionuuid`); it has no parent-death signal and no `/proc/locks`. Other
+//! Unix systems get the portable subset (mkdir locks, no start token).
 
 use std::ffi::CString;
 use std::io;
@@ -36,7 +38,32 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+/// macOS: `renamex_np(RENAME_EXCL)` (10.12+); ENOTSUP/EINVAL where the filesystem
+/// cannot (the caller falls back to `mkdir`).
+#[cfg(target_os = "macos")]
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let from_c = c_path(from)?;
+    let to_c = c_path(to)?;
+    // SAFETY: both pointers are NUL-terminated C strings that live across the call;
+    // renamex_np only reads them.
+    let rc = unsafe { libc::renamex_np(from_c.as_ptr(), to_c.as_ptr(), libc::RENAME_EXCL) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENOTSUP) | Some(libc::EINVAL) | Some(libc::ENOSYS) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no-replace rename unsupported",
+        )),
+        Some(libc::EEXIST) | Some(libc::ENOTEMPTY) => {
+            Err(io::Error::from(io::ErrorKind::AlreadyExists))
+        }
+        _ => Err(err),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
 pub fn rename_noreplace(_from: &Path, _to: &Path) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
@@ -85,6 +112,7 @@ pub fn pid_state(pid: u32) -> PidState {
 }
 
 /// This boot's identity, so a PID from before a reboot is never taken for a live one.
+#[cfg(not(target_os = "macos"))]
 pub fn boot_id() -> Option<String> {
     let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     Some(id.trim().to_string())
@@ -92,6 +120,7 @@ pub fn boot_id() -> Option<String> {
 
 /// A token that differs between two processes that had the same PID: the start time in
 /// clock ticks since boot (field 22 of `/proc/<pid>/stat`) and the boot id.
+#[cfg(not(target_os = "macos"))]
 pub fn process_start_token(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: skip past its end.
@@ -102,6 +131,7 @@ pub fn process_start_token(pid: u32) -> Option<String> {
 
 /// The command line of process `pid` on this host, shell-quoted (Linux `/proc`), for
 /// the `COMMAND:` of an `acquire` lock.
+#[cfg(not(target_os = "macos"))]
 pub fn process_command(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let words: Vec<String> = raw
@@ -113,6 +143,80 @@ pub fn process_command(pid: u32) -> Option<String> {
         return None;
     }
     Some(shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" ")))
+}
+
+/// macOS: `kern.bootsessionuuid`, a UUID made at each boot (stable while up, unlike
+/// `kern.boottime`, which moves when the clock is set).
+#[cfg(target_os = "macos")]
+pub fn boot_id() -> Option<String> {
+    let name = c"kern.bootsessionuuid";
+    let mut buf = [0u8; 128];
+    let mut len: libc::size_t = buf.len();
+    // SAFETY: `name` is a NUL-terminated C string; `buf` is writable for `len` bytes and
+    // sysctlbyname writes at most that many, storing the length used in `len`; no new
+    // value is set (null, 0).
+    let rc = unsafe {
+        libc::sysctlbyname(
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let bytes = &buf[..len.min(buf.len())];
+    let text = String::from_utf8_lossy(bytes);
+    let id = text.trim_end_matches('\0').trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// macOS: the process start time (seconds and microseconds since the epoch, from
+/// `proc_pidinfo(PROC_PIDTBSDINFO)`, as `ps` reads it) and the boot id.
+#[cfg(target_os = "macos")]
+pub fn process_start_token(pid: u32) -> Option<String> {
+    let pid = libc::c_int::try_from(pid).ok()?;
+    // SAFETY: proc_bsdinfo is plain data; zeroed is a valid value.
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = libc::c_int::try_from(std::mem::size_of::<libc::proc_bsdinfo>()).ok()?;
+    // SAFETY: `info` is writable for `size` bytes, the size proc_pidinfo is told; it
+    // returns how many bytes it wrote.
+    let n = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast(),
+            size,
+        )
+    };
+    if n != size {
+        return None;
+    }
+    Some(format!(
+        "{}.{:06}@{}",
+        info.pbi_start_tvsec,
+        info.pbi_start_tvusec,
+        boot_id()?
+    ))
+}
+
+/// macOS: the executable's path (`proc_pidpath`); the arguments are not readable
+/// without `KERN_PROCARGS2` parsing, and the path is what a human needs to tell who.
+#[cfg(target_os = "macos")]
+pub fn process_command(pid: u32) -> Option<String> {
+    let pid = libc::c_int::try_from(pid).ok()?;
+    let mut buf = vec![0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
+    let cap = u32::try_from(buf.len()).ok()?;
+    // SAFETY: `buf` is writable for `cap` bytes; proc_pidpath writes at most that many
+    // and returns the length of the path.
+    let n = unsafe { libc::proc_pidpath(pid, buf.as_mut_ptr().cast(), cap) };
+    let n = usize::try_from(n).ok().filter(|&n| n > 0)?;
+    buf.truncate(n.min(buf.len()));
+    let path = String::from_utf8_lossy(&buf).into_owned();
+    Some(shlex::try_quote(&path).map_or(path.clone(), |q| q.into_owned()))
 }
 
 /// Sends `signal` to `pid`; a process that is already gone is not an error.

@@ -38,6 +38,7 @@ pub fn flock_holders(_dev: u64, _ino: u64) -> io::Result<Vec<FlockHolder>> {
     ))
 }
 
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 /// Parses one FLOCK line into ((major, minor, inode), holder); other lock kinds and
 /// malformed lines give `None`.
 fn parse_line(line: &str) -> Option<((u32, u32, u64), FlockHolder)> {

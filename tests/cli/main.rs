@@ -12,3 +12,12 @@ mod with;
 
 // status, show, cleanup, unlock, acquire, release
 mod introspect;
+
+// scripts/: the drop-in file-lock.sh, memory-update.sh, memory-read.sh, atomic-write.sh
+mod shims;
+
+// errors, colour, --version, completions, man page coverage, --json fields
+mod manners;
+
+// the README's recipes, taken from README.md and run as written
+mod recipes;
