@@ -191,6 +191,8 @@ fn cursor_hook_script_records_the_edited_file() {
         ".cursor/hooks/record-edit.sh",
         &block(heading, "sh", 0),
     );
+    // lockrun never creates the memory file's directory: the user's ~/aiconfig exists.
+    std::fs::create_dir_all(env.path("aiconfig")).expect("mkdir aiconfig");
     let event = r#"{"conversation_id":"c1","hook_event_name":"afterFileEdit","file_path":"/repo/src/main.rs","edits":[]}"#;
     let out = run(
         &env,
