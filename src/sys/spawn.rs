@@ -3,9 +3,13 @@
 //! that `posix_spawn` cannot set. A `fork` would copy lockrun's page tables and make
 //! every later write fault; on a small VM that alone was 0.7 ms per run.
 
-use std::ffi::{CString, OsStr, OsString};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use std::ffi::CString;
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 /// Exit status of a finished child, as `waitpid` reports it.
@@ -102,6 +106,7 @@ fn is_executable(path: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn c_string(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "argument contains a NUL byte"))
