@@ -435,13 +435,16 @@ fn acquire_dir(
                 // show a busy flock: another prober or breaker passing through. Give it
                 // a moment before calling the lock busy.
                 let transient = waiter.is_some()
-                    && holder.as_ref().is_some_and(|i| i.liveness != Some(Liveness::Flock));
+                    && holder
+                        .as_ref()
+                        .is_some_and(|i| i.liveness != Some(Liveness::Flock));
                 if waiting.expired() {
                     if transient && settle_tries < SETTLE_TRIES {
                         settle_tries += 1;
                         if let Some(file) = waiter {
                             let until = Instant::now() + SETTLE_WAIT;
-                            wait_flock(&file, true, Some(until)).map_err(|e| Error::io(&lock_path, e))?;
+                            wait_flock(&file, true, Some(until))
+                                .map_err(|e| Error::io(&lock_path, e))?;
                         }
                         continue;
                     }
