@@ -664,3 +664,43 @@ fn lock_dir_on_another_filesystem() {
     );
     assert!(temp_files(env.root()).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// Odd file names through acquire/release (found by the info property test)
+
+/// A target whose name ends in a space, or is not UTF-8, is still released by its id:
+/// the `TARGET:` line lockrun writes must read back as written.
+#[test]
+fn acquire_and_release_of_odd_file_names() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new();
+    for name in [
+        &b"trailing space.json "[..],
+        &b" leading space.json"[..],
+        &b"tab\tend\t"[..],
+        &b"latin1-\xe9t\xe9.json"[..],
+    ] {
+        let name = std::ffi::OsStr::from_bytes(name);
+        let out = wait_output(
+            Command::new("sh")
+                .arg("-c")
+                .arg(r#"id=$("$L" acquire "$1") || exit 1; "$L" release "$id" || exit 2"#)
+                .arg("sh")
+                .arg(name)
+                .current_dir(env.root())
+                .env("L", BIN)
+                .env_remove("LOCKRUN_DIR")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            PATIENCE,
+        );
+        assert_eq!(code(&out), 0, "{name:?}: {}", stderr(&out));
+        assert_eq!(
+            lock_garbage(&env.path(".locks")),
+            Vec::<String>::new(),
+            "{name:?}"
+        );
+    }
+}
