@@ -361,3 +361,17 @@ proptest! {
         }
     }
 }
+
+/// jq and serde_json write `1e-5` and `1e+5`: a file whose first exponent is negative
+/// must not lose the `+` of the later ones.
+#[test]
+fn mixed_exponent_signs_keep_their_spelling() {
+    for text in [
+        "[1e-5, 1e+5]\n",
+        "{\"a\": 1E-5, \"b\": 2E+5}",
+        "[1e-5, 2e5]",
+    ] {
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(Layout::detect(text.as_bytes()).render(&v), text);
+    }
+}
