@@ -7,7 +7,10 @@ Invariants, checked at the end and printed as one summary line (exit 1 on a viol
 - occupancy: every critical section registers itself with `mkdir occ/<W|R>.<pid>.<starttime>`
   and then looks for other markers. A writer beside anyone, or a reader beside a writer,
   is an overlap -- unless the other marker's process is dead (a holder killed with -9
-  never removes its marker: that marker is stale, removed and counted, not a violation).
+  never removes its marker: that marker is stale, removed and counted, not a violation)
+  or dying (SIGKILL pending or already exiting: a killed holder whose lock the kernel
+  freed a moment before the process was gone; it runs no more user code; counted and
+  shown, not a violation).
   Mark-then-look on both sides means any two overlapping critical sections are seen by at
   least one of them.
 - nothing changes under a lock: each `with` holder reads the JSON file on entry and on
@@ -42,7 +45,14 @@ alive() {
   rest=${1#?.}; pid=${rest%%.*}; start=${rest#*.}
   read -r s < /proc/$pid/stat 2>/dev/null || return 1
   set -- ${s##*) }
-  [ "$1" != Z ] && [ "$1" != X ] && [ "${20}" = "$start" ]
+  [ "$1" != Z ] && [ "$1" != X ] && [ "${20}" = "$start" ] || return 1
+  # Dying rather than alive: exiting (PF_EXITING) or SIGKILL pending.
+  dying=0
+  [ $(( $7 & 4 )) -ne 0 ] && dying=1
+  while read -r k v; do
+    case $k in SigPnd:|ShdPnd:) [ $(( 0x$v & 0x100 )) -ne 0 ] && dying=1 ;; esac
+  done < /proc/$pid/status
+  return 0
 }
 mkdir "occ/$me" 2>/dev/null || echo "dup $me" >> viol.log
 read -r before < data.json
@@ -55,7 +65,11 @@ for m in occ/*; do
     *) continue ;;
   esac
   if alive "$m"; then
-    echo "overlap $me $m" >> viol.log
+    if [ $dying = 1 ]; then
+      echo "dying $me $m" >> dying.log
+    else
+      echo "overlap $me $m" >> viol.log
+    fi
   else
     rmdir "occ/$m" 2>/dev/null && echo "$m" >> stale.log
   fi
@@ -313,6 +327,11 @@ def main():
     other = [l for l in viol_lines if not l.startswith(("overlap", "changed"))]
     for l in viol_lines[:10]:
         violations.append(l)
+    dying = 0
+    dp = os.path.join(tmp, "dying.log")
+    if os.path.exists(dp):
+        with open(dp) as f:
+            dying = sum(1 for _ in f)
     stale_markers = 0
     sp = os.path.join(tmp, "stale.log")
     if os.path.exists(sp):
@@ -365,6 +384,7 @@ def main():
         + ", ".join(f"{v} {op}" for op, v in sorted(k.items()))
         + f"); {len(overlaps)} overlaps, {len(changed)} changed under a lock"
         + (f", {len(other)} other" if other else "")
+        + f", {dying} killed holders' commands seen still dying"
         + f", {stale_markers} stale markers of killed holders; "
         f"counter {n} in [acks {acks}, {acks + killed_upd}], "
         f"json {'valid' if not stats.bad_json else 'INVALID'} ({stats.samples} reads), "
