@@ -141,7 +141,7 @@ class Bench:
             try:
                 n = json.load(open(doc))["n"]
             except (ValueError, KeyError, OSError):
-                n = 0
+                return statistics.median(lats), wall / (procs * per), None
             # A baseline's failed runs (its stale-lock race lets two writers in, and one's
             # mv then finds no temp file) count as lost updates too.
             return statistics.median(lats), wall / (procs * per), procs * per - n
@@ -151,7 +151,8 @@ class Bench:
 
         def cell(t, suffix=""):
             la, wa, lo = res[t]
-            return f"{wa:.2f} ms/update, {lo} lost{suffix}"
+            lost = "the file was left invalid JSON" if lo is None else f"{lo} lost"
+            return f"{wa:.2f} ms/update, {lost}{suffix}"
 
         self.row(f"{procs} procs x {per} updates: wall time per update, lost updates",
                  "0 lost, < 2 ms per update", cell("lockrun"), cell("flock", " (+jq+mv)"),
