@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Benchmarks lockrun against flock(1): medians and ratios in one Markdown table.
-#   scripts/bench.sh           full run (a few minutes)
+# Benchmarks every DESIGN §7 bar in one run: lockrun against flock(1), flock + jq + mv,
+# and a bash mkdir lock (scripts/mkdir-lock.sh); medians and ratios in one Markdown table
+# on stdout (progress on stderr).
+#   scripts/bench.sh           full run (several minutes)
 #   scripts/bench.sh --quick   short run, as CI does
+# Needs python3, flock (util-linux) and jq.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet

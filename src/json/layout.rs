@@ -87,6 +87,7 @@ impl Layout {
         let mut seen_colon = false;
         let mut seen_comma = false;
         let mut seen_newline = false;
+        let mut plus_seen = false;
         let mut i = 0;
         while i < body.len() {
             let b = body[i];
@@ -103,13 +104,18 @@ impl Layout {
             }
             match b {
                 b'"' => in_string = true,
-                b'e' | b'E'
-                    if layout.exponent.is_none() && i > 0 && body[i - 1].is_ascii_digit() =>
-                {
-                    layout.exponent = Some(Exponent {
+                b'e' | b'E' if i > 0 && body[i - 1].is_ascii_digit() => {
+                    // The case comes from the first exponent; whether positive ones
+                    // carry a `+` from the first one that is not negative.
+                    let sign = body.get(i + 1);
+                    let style = layout.exponent.get_or_insert(Exponent {
                         upper: b == b'E',
-                        plus: body.get(i + 1) == Some(&b'+'),
+                        plus: sign == Some(&b'+'),
                     });
+                    if sign != Some(&b'-') && !plus_seen {
+                        plus_seen = true;
+                        style.plus = sign == Some(&b'+');
+                    }
                 }
                 b'{' | b'[' => depth += 1,
                 b'}' | b']' => depth = depth.saturating_sub(1),

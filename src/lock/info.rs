@@ -68,8 +68,13 @@ impl Info {
             let Some((key, value)) = line.split_once(':') else {
                 continue;
             };
+            // Free text (a file name may end in a space) is kept exactly as written
+            // after the one space lockrun puts after the colon; numbers, keywords and
+            // identifiers are read tolerantly.
+            let raw = value.strip_prefix(' ').unwrap_or(value);
             let value = value.trim();
             let text = || Some(unescape(value));
+            let exact = || Some(unescape(raw));
             match key.trim() {
                 "PID" => info.pid = value.parse().ok(),
                 "ACQUIRED" => info.acquired = text(),
@@ -91,9 +96,9 @@ impl Info {
                         _ => None,
                     }
                 }
-                "TARGET" => info.target = text(),
-                "LABEL" => info.label = text(),
-                "COMMAND" => info.command = text(),
+                "TARGET" => info.target = exact(),
+                "LABEL" => info.label = exact(),
+                "COMMAND" => info.command = exact(),
                 "NONCE" => info.nonce = text(),
                 _ => {}
             }

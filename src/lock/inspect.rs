@@ -584,6 +584,10 @@ impl Opened {
     /// misplaced lock directory).
     pub fn target_mismatch(&self, hex: &str) -> Option<String> {
         let target = self.info.as_ref()?.target.as_deref()?;
+        // A name that is not UTF-8 was written lossily: its bytes cannot be checked.
+        if target.contains('\u{FFFD}') {
+            return None;
+        }
         (hex_digest(target.as_bytes()) != hex).then(|| target.to_string())
     }
 

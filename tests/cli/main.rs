@@ -8,6 +8,7 @@ mod docs;
 mod json;
 mod json_bad_input;
 mod json_stress;
+mod reliability;
 mod with;
 
 // status, show, cleanup, unlock, acquire, release
