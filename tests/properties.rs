@@ -106,6 +106,8 @@ fn written_info() -> impl Strategy<Value = Info> {
                 label,
                 command,
                 nonce,
+                child: None,
+                child_start: None,
             },
         )
 }

@@ -25,7 +25,7 @@ pub fn run(args: &WithArgs, quiet: bool) -> Result<i32> {
     let mut opts = super::lock_options(&args.lock, quiet);
     opts.shared = args.shared;
     opts.command = Some(quote_command(&args.command));
-    let guard = lock::acquire(&args.file, &opts)?;
+    let mut guard = lock::acquire(&args.file, &opts)?;
 
     let program = args.command[0].to_string_lossy().into_owned();
     if args.exec {
@@ -51,6 +51,9 @@ pub fn run(args: &WithArgs, quiet: bool) -> Result<i32> {
         }
     };
     trace::step(|| format!("started {program} as PID {}", child.id()));
+    if let Err(e) = guard.note_child(child.id()) {
+        trace::step(|| format!("could not record the command in the lock: {e}"));
+    }
     let outcome = supervise(child, &mask, args.max_hold, args.kill_after);
     drop(mask);
     let code = outcome?;

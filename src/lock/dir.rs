@@ -60,7 +60,12 @@ pub enum Probe {
 #[derive(Debug)]
 pub enum DeadEvidence {
     /// We hold the flock of the dead holder's `info` (and the dir's identity).
-    Info { file: File, dir_id: (u64, u64) },
+    Info {
+        file: File,
+        dir_id: (u64, u64),
+        /// The dead holder's command (`CHILD:` and its start token), if it named one.
+        command: Option<(u32, String)>,
+    },
     /// A lock directory without `info`, older than the grace period.
     Infoless { dir_id: (u64, u64) },
 }
@@ -256,18 +261,27 @@ pub fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
         Err(fs::TryLockError::Error(e)) => Err(e),
         Ok(()) => {
             let info = Info::read_from(&file)?;
+            let command = info.child.zip(info.child_start.clone());
             let verdict = judge_unlocked(&info, since, judge);
             trace::step(|| format!("probe: info flock free, verdict {verdict:?}"));
             match verdict {
                 Verdict::Dead(reason) => Ok(Probe::Dead {
                     info: Some(info),
                     reason,
-                    evidence: DeadEvidence::Info { file, dir_id },
+                    evidence: DeadEvidence::Info {
+                        file,
+                        dir_id,
+                        command,
+                    },
                 }),
                 Verdict::Creating if dir_age >= INFOLESS_GRACE => Ok(Probe::Dead {
                     info: Some(info),
                     reason: format!("empty info file after {}", super::format_age(dir_age)),
-                    evidence: DeadEvidence::Info { file, dir_id },
+                    evidence: DeadEvidence::Info {
+                        file,
+                        dir_id,
+                        command: None,
+                    },
                 }),
                 Verdict::Alive | Verdict::Creating => {
                     drop(file);
@@ -337,7 +351,14 @@ pub fn break_dead(
 ) -> io::Result<bool> {
     let grave = lock_dir.join(format!(".stale-{hex}-{}", new_nonce()));
     match evidence {
-        DeadEvidence::Info { file, dir_id } => {
+        DeadEvidence::Info {
+            file,
+            dir_id,
+            command,
+        } => {
+            if let Some((pid, start)) = command {
+                wait_for_orphaned_command(pid, &start);
+            }
             test_pause_before_break(lock_path);
             let still_ours = same_info(lock_path, &file, Some(dir_id))?;
             if !still_ours {
@@ -378,6 +399,31 @@ pub fn break_dead(
                 Err(e) => Err(e),
             }
         }
+    }
+}
+
+/// How long a taker waits for the command of a dead `with` to be gone.
+const ORPHAN_PATIENCE: Duration = Duration::from_secs(2);
+
+/// A `with` killed by SIGKILL loses its flock before the kernel delivers the
+/// parent-death signal to its command: for that instant the command still runs. The
+/// dead holder's `info` names the command (`CHILD:`); wait until it is gone (bounded:
+/// without a parent-death signal, as on macOS, it may run on).
+fn wait_for_orphaned_command(child: u32, start: &str) {
+    let deadline = std::time::Instant::now() + ORPHAN_PATIENCE;
+    let mut waited = false;
+    while sys::process_is_running(child, start) {
+        if std::time::Instant::now() >= deadline {
+            trace::step(|| {
+                format!("command PID {child} of the dead holder still runs; taking over")
+            });
+            return;
+        }
+        waited = true;
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    if waited {
+        trace::step(|| format!("waited for command PID {child} of the dead holder to end"));
     }
 }
 

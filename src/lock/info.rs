@@ -58,6 +58,10 @@ pub struct Info {
     pub label: Option<String>,
     pub command: Option<String>,
     pub nonce: Option<String>,
+    /// The command `with` runs, and its start token: appended once it is started, so a
+    /// taker of a dead lock can wait until that command is gone too.
+    pub child: Option<u32>,
+    pub child_start: Option<String>,
 }
 
 impl Info {
@@ -100,6 +104,8 @@ impl Info {
                 "LABEL" => info.label = exact(),
                 "COMMAND" => info.command = exact(),
                 "NONCE" => info.nonce = text(),
+                "CHILD" => info.child = value.parse().ok(),
+                "CHILD_START" => info.child_start = text(),
                 _ => {}
             }
         }
@@ -136,6 +142,7 @@ impl Info {
         line("LABEL", self.label.clone());
         line("COMMAND", self.command.as_deref().map(cut_command));
         line("NONCE", self.nonce.clone());
+        out.push_str(&child_lines(self.child, self.child_start.as_deref()));
         out
     }
 
@@ -167,6 +174,18 @@ impl Info {
             (None, false) => format!("{who} ({})", facts.join(", ")),
         }
     }
+}
+
+/// The `CHILD:`/`CHILD_START:` lines, also appended on their own by a running holder.
+pub fn child_lines(child: Option<u32>, start: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(pid) = child {
+        out.push_str(&format!("CHILD: {pid}\n"));
+        if let Some(start) = start {
+            out.push_str(&format!("CHILD_START: {}\n", escape(start)));
+        }
+    }
+    out
 }
 
 fn cut_command(command: &str) -> String {
@@ -230,6 +249,8 @@ mod tests {
             label: Some("mcp: server".into()),
             command: Some("sh -c 'echo \\ hi'".into()),
             nonce: Some("n1".into()),
+            child: Some(43),
+            child_start: Some("456@abc".into()),
         };
         assert_eq!(Info::parse(&info.render()), info);
         assert_eq!(info.boot_id(), Some("abc"));

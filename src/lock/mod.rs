@@ -137,6 +137,18 @@ impl LockGuard {
         }
     }
 
+    /// Records in the lock's `info` the command run under it (`CHILD:`), so that whoever
+    /// takes the lock over after a crash first waits for that command to be gone.
+    pub fn note_child(&mut self, pid: u32) -> Result<()> {
+        let Some(held) = self.held.as_mut() else {
+            return Ok(());
+        };
+        let token = crate::sys::process_start_token(pid);
+        let lines = info::child_lines(Some(pid), token.as_deref());
+        std::io::Write::write_all(&mut held.info_file, lines.as_bytes())
+            .map_err(|e| Error::io(held.lock_path.join("info"), e))
+    }
+
     /// Releases the lock, reporting a lock that was broken from outside meanwhile.
     pub fn release(mut self) -> Result<()> {
         self.release_inner()
@@ -272,6 +284,8 @@ fn build_info(key: &LockKey, opts: &LockOptions, mode: Mode) -> Info {
         label: opts.label.clone(),
         command: opts.command.clone(),
         nonce: Some(dir::new_nonce()),
+        child: None,
+        child_start: None,
     }
 }
 

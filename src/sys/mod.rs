@@ -129,6 +129,25 @@ pub fn process_start_token(pid: u32) -> Option<String> {
     Some(format!("{starttime}@{}", boot_id()?))
 }
 
+/// True while the process `pid` that started as `start_token` still runs (a zombie, a
+/// process that exited, or a new process with that PID do not).
+#[cfg(not(target_os = "macos"))]
+pub fn process_is_running(pid: u32, start_token: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(end) = stat.rfind(')') else {
+        return false;
+    };
+    let mut fields = stat[end + 1..].split_whitespace();
+    let state = fields.next().unwrap_or("X");
+    let starttime = fields.nth(18).unwrap_or("");
+    let same = start_token
+        .split_once('@')
+        .is_some_and(|(t, _)| t == starttime);
+    same && !matches!(state, "Z" | "X" | "x")
+}
+
 /// The command line of process `pid` on this host, shell-quoted (Linux `/proc`), for
 /// the `COMMAND:` of an `acquire` lock.
 #[cfg(not(target_os = "macos"))]
@@ -392,4 +411,10 @@ pub fn ignore_file_size_signal() {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+}
+
+/// True while the process `pid` that started as `start_token` still runs.
+#[cfg(target_os = "macos")]
+pub fn process_is_running(pid: u32, start_token: &str) -> bool {
+    process_start_token(pid).as_deref() == Some(start_token)
 }

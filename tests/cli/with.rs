@@ -615,3 +615,32 @@ fn a_target_in_a_missing_directory_creates_nothing() {
     );
     assert!(!env.path("ran").exists());
 }
+
+#[test]
+fn a_taker_waits_for_the_command_of_a_killed_holder_to_be_gone() {
+    // A SIGKILLed lockrun loses its flock an instant before the kernel kills its command.
+    // Build that state by hand: a dead lockrun lock whose CHILD still runs.
+    let env = TestEnv::new();
+    let mut orphan = Command::new("sleep").arg("0.5").spawn().unwrap();
+    let token = lockrun::sys::process_start_token(orphan.id()).unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let lock = lock_path_of(&env, "f");
+    fs::create_dir_all(&lock).unwrap();
+    fs::write(
+        lock.join("info"),
+        format!(
+            "PID: {dead_pid}\nACQUIRED: 2026-11-22T21:54:59Z\nHOSTNAME: {}\nLIVENESS: flock\nCHILD: {}\nCHILD_START: {token}\n",
+            here(),
+            orphan.id()
+        ),
+    )
+    .unwrap();
+    let out = env.run(["with", "-w", "5", "f", "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        orphan.try_wait().unwrap().is_some(),
+        "the new holder ran while the dead holder's command was still running"
+    );
+}
