@@ -32,7 +32,7 @@ const FILES: &[(&str, &str)] = &[
     ),
     (
         "<lockdir>/<sha256>.lock/info",
-        "KEY: value lines: PID, ACQUIRED, HOSTNAME (as the bash scripts write them), then TOOL, PID_START, UID, MODE, LIVENESS, TARGET, LABEL, COMMAND, NONCE. The holder keeps an exclusive flock(2) on it while alive.",
+        "KEY: value lines: PID, ACQUIRED, HOSTNAME (as the bash scripts write them), then TOOL, PID_START, UID, MODE, LIVENESS, TARGET, LABEL, COMMAND, NONCE, and for `with` the CHILD (command PID) and CHILD_START lines. The holder keeps an exclusive flock(2) on it while alive; a taker of a dead lock waits for its CHILD to be gone.",
     ),
     (
         "<lockdir>/<sha256>.rw",
