@@ -114,8 +114,14 @@ pub fn pid_state(pid: u32) -> PidState {
 /// This boot's identity, so a PID from before a reboot is never taken for a live one.
 #[cfg(not(target_os = "macos"))]
 pub fn boot_id() -> Option<String> {
-    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    Some(id.trim().to_string())
+    // Read once per process: it cannot change while we run.
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+            Some(id.trim().to_string())
+        })
+        .clone()
 }
 
 /// A token that differs between two processes that had the same PID: the start time in
