@@ -248,7 +248,7 @@ pub fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
         Err(e) => return Err(e),
     };
     let since = file.metadata().ok().and_then(|m| m.modified().ok());
-    match file.try_lock() {
+    match try_lock_settling(&file)? {
         Err(fs::TryLockError::WouldBlock) => {
             let info = Info::read_from(&file).ok();
             trace::step(|| format!("probe: held (flock busy) {}", lock_path.display()));
@@ -293,6 +293,31 @@ pub fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
                 }
             }
         }
+    }
+}
+
+/// How long a prober gives a busy `info` flock that no holder keeps (`LIVENESS: pid`,
+/// bash locks): there it is another prober, breaker or releaser passing through.
+const TRANSIENT_FLOCK_PATIENCE: Duration = Duration::from_millis(200);
+
+/// `try_lock` on a lock's `info`; when it is busy but the holder keeps no flock, retries
+/// for up to TRANSIENT_FLOCK_PATIENCE so that a passer-by is not taken for the holder.
+fn try_lock_settling(file: &File) -> io::Result<Result<(), fs::TryLockError>> {
+    let deadline = std::time::Instant::now() + TRANSIENT_FLOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Err(fs::TryLockError::WouldBlock) => {}
+            other => return Ok(other),
+        }
+        let mut reader = file;
+        std::io::Seek::rewind(&mut reader)?;
+        let info = Info::read_from(reader)?;
+        std::io::Seek::rewind(&mut reader)?;
+        let holder_keeps_flock = info.pid.is_none() || info.liveness == Some(Liveness::Flock);
+        if holder_keeps_flock || std::time::Instant::now() >= deadline {
+            return Ok(Err(fs::TryLockError::WouldBlock));
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use rustix::fs::{Mode as FileMode, OFlags};
 
 use super::dir::{self, DeadEvidence, INFOLESS_GRACE, Judge, Probe};
-use super::info::{Info, Liveness};
+use super::info::Info;
 use super::key::hex_digest;
 use crate::sys;
 use crate::trace;
@@ -94,7 +94,7 @@ pub fn gate_path(lock_path: &Path) -> PathBuf {
 /// Looks at the lock at `lock_path` (and its shared readers) without taking it.
 pub fn look(lock_path: &Path, judge: &Judge) -> io::Result<Look> {
     let readers = readers(&gate_path(lock_path))?;
-    let probe = probe_settled(lock_path, judge)?;
+    let probe = dir::probe(lock_path, judge)?;
     let mut look = match probe {
         Probe::Free => Look {
             report: LockReport {
@@ -181,30 +181,6 @@ pub fn look(lock_path: &Path, judge: &Judge) -> io::Result<Look> {
         look.report.readers = readers;
     }
     Ok(look)
-}
-
-/// How long `look` waits for a passing prober to let go of the `info` flock of a lock
-/// whose holder never keeps it.
-const TRANSIENT_FLOCK_PATIENCE: Duration = Duration::from_millis(200);
-
-/// [`dir::probe`], except that a busy `info` flock on a lock whose holder keeps none
-/// (`LIVENESS: pid`, or a bash lock) is taken for what it is: another prober, breaker or
-/// releaser holding it for an instant. Acquirers simply wait and probe again; a report
-/// must not call such a lock alive on the strength of that flock.
-fn probe_settled(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
-    let deadline = std::time::Instant::now() + TRANSIENT_FLOCK_PATIENCE;
-    loop {
-        let probe = dir::probe(lock_path, judge)?;
-        let transient = matches!(
-            &probe,
-            Probe::Alive { info: Some(info), waiter: Some(_), .. }
-                if info.pid.is_some() && info.liveness != Some(Liveness::Flock)
-        );
-        if !transient || std::time::Instant::now() >= deadline {
-            return Ok(probe);
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 fn why_alive(

@@ -35,10 +35,6 @@ pub use key::LockKey;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest pause between two looks at a lock whose holder keeps no flock.
 const MAX_POLL: Duration = Duration::from_millis(50);
-/// How long a taker whose time is up still waits for a prober that holds the flock of
-/// a pid-liveness lock, and how often.
-const SETTLE_WAIT: Duration = Duration::from_millis(100);
-const SETTLE_TRIES: u32 = 2;
 
 /// Who the lock belongs to, which decides how others tell it is alive.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -159,13 +155,7 @@ impl LockGuard {
         let Some(held) = self.held.take() else {
             return Ok(());
         };
-        dir::release(held).map_err(|e| match e {
-            ReleaseError::Lost(detail) => Error::LockLost {
-                target: self.key.target.clone(),
-                detail,
-            },
-            ReleaseError::Io(path, source) => Error::io(path, source),
-        })
+        dir::release(held).map_err(|e| release_error(&self.key, e))
     }
 }
 
@@ -226,13 +216,7 @@ pub fn acquire_key(key: LockKey, lock_dir: PathBuf, opts: &LockOptions) -> Resul
         guard.reader_gate = Some(gate);
         // Let other readers in; writers still wait for our LOCK_SH.
         if let Some(held) = guard.held.take() {
-            dir::release(held).map_err(|e| match e {
-                ReleaseError::Lost(detail) => Error::LockLost {
-                    target: key.target.clone(),
-                    detail,
-                },
-                ReleaseError::Io(path, source) => Error::io(path, source),
-            })?;
+            dir::release(held).map_err(|e| release_error(&key, e))?;
         }
         trace::step(|| "shared: holding LOCK_SH on the reader gate".into());
     } else {
@@ -410,7 +394,6 @@ fn acquire_dir(
         stale_after: opts.stale_after,
     };
     let mut backoff = Duration::from_millis(1);
-    let mut settle_tries = 0;
     loop {
         match dir::publish(lock_dir, &key.hex, info) {
             Ok(Some(held)) => return Ok(held),
@@ -445,23 +428,7 @@ fn acquire_dir(
                 let who = holder
                     .as_ref()
                     .map_or_else(|| "a lock being created".to_string(), |i| i.describe(since));
-                // A lock whose holder keeps no flock (acquire-mode, bash) can still
-                // show a busy flock: another prober or breaker passing through. Give it
-                // a moment before calling the lock busy.
-                let transient = waiter.is_some()
-                    && holder
-                        .as_ref()
-                        .is_some_and(|i| i.liveness != Some(Liveness::Flock));
                 if waiting.expired() {
-                    if transient && settle_tries < SETTLE_TRIES {
-                        settle_tries += 1;
-                        if let Some(file) = waiter {
-                            let until = Instant::now() + SETTLE_WAIT;
-                            wait_flock(&file, true, Some(until))
-                                .map_err(|e| Error::io(&lock_path, e))?;
-                        }
-                        continue;
-                    }
                     return Err(waiting.busy_error(who));
                 }
                 match waiter {
@@ -491,6 +458,16 @@ impl Waiting<'_> {
     fn wait_on_once(&mut self, file: File, holder: &str) -> Result<bool> {
         self.maybe_notice(holder);
         wait_flock(&file, true, self.wake_by()).map_err(|e| Error::io(self.key.target.clone(), e))
+    }
+}
+
+fn release_error(key: &LockKey, e: ReleaseError) -> Error {
+    match e {
+        ReleaseError::Lost(detail) => Error::LockLost {
+            target: key.target.clone(),
+            detail,
+        },
+        ReleaseError::Io(path, source) => Error::io(path, source),
     }
 }
 
