@@ -66,34 +66,19 @@ impl Program {
         ];
         vars.extend(args.named.iter().map(|(_, v)| to_val(v)));
 
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
-        let funs = jaq_core::funs()
-            .chain(jaq_std::funs())
-            .chain(jaq_json::funs());
-        let loader = Loader::new(defs);
         let arena = Arena::default();
-        let modules = loader
-            .load(&arena, File { code, path: () })
-            .map_err(|errs| load_error(origin, code, errs))?;
-        let filter = Compiler::default()
-            .with_funs(funs)
-            .with_global_vars(names.iter().map(String::as_str))
-            .compile(modules)
-            .map_err(|errs| {
-                let mut msgs = Vec::new();
-                for (_file, list) in errs {
-                    for (name, undef) in list {
-                        msgs.push(format!(
-                            "{}: undefined {} '{name}'",
-                            position(code, name),
-                            undef.as_str()
-                        ));
-                    }
-                }
+        let filter = compile_pruned(&arena, code, &names).map_err(|failure| match failure {
+            Failure::Load(errs) => load_error(origin, code, errs),
+            Failure::Undefined(list) => {
+                let msgs: Vec<String> = list
+                    .iter()
+                    .map(|(name, kind)| {
+                        format!("{}: undefined {kind} '{name}'", position(code, name))
+                    })
+                    .collect();
                 Error::data(format!("{origin}: filter error: {}", msgs.join("; ")))
-            })?;
+            }
+        })?;
         Ok(Program { filter, vars })
     }
 
@@ -121,6 +106,97 @@ impl Program {
             ))
         })
     }
+}
+
+type Def = jaq_core::load::parse::Def<&'static str>;
+
+enum Failure<'c> {
+    Load(jaq_core::load::Errors<&'c str, ()>),
+    /// Undefined names (filters, variables, …) with what kind of name each is.
+    Undefined(Vec<(&'c str, &'static str)>),
+}
+
+/// Compiles `code` with only the standard-library definitions it needs.
+///
+/// Parsing and compiling all of jq's standard library (about 200 definitions) cost more
+/// CPU than the rest of an `update` together, yet a typical memory-file filter
+/// (`.n += 1`, `.sessions += [...]`) calls none of them. So the first attempt offers no
+/// library definitions at all; each attempt that fails only for undefined filters adds
+/// the library definitions of those names, and the compiler itself finds what those
+/// need in turn. Definitions keep their library order (a definition sees only earlier
+/// ones), so the result is the same filter a full prelude gives. An error that the
+/// library cannot fix is reported from a compile with the full prelude, so messages do
+/// not depend on this shortcut.
+fn compile_pruned<'c>(
+    arena: &'c Arena,
+    code: &'c str,
+    globals: &'c [String],
+) -> std::result::Result<jaq_core::Filter<Data>, Failure<'c>> {
+    let mut library: Option<Vec<Def>> = None;
+    let mut wanted: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    // Each round adds at least one name; the library's call depth is far below this.
+    for _ in 0..16 {
+        let prelude: Vec<Def> = match &library {
+            None => Vec::new(),
+            Some(all) => all
+                .iter()
+                .filter(|d| wanted.contains(d.name))
+                .cloned()
+                .collect(),
+        };
+        let missing = match compile_with(arena, code, globals, prelude)? {
+            Ok(filter) => return Ok(filter),
+            Err(missing) => missing,
+        };
+        let all = library.get_or_insert_with(full_library);
+        let before = wanted.len();
+        for (name, _) in &missing {
+            if all.iter().any(|d| d.name == *name) {
+                wanted.insert(name);
+            }
+        }
+        if wanted.len() == before {
+            break;
+        }
+    }
+    match compile_with(arena, code, globals, library.unwrap_or_else(full_library))? {
+        Ok(filter) => Ok(filter),
+        Err(missing) => Err(Failure::Undefined(missing)),
+    }
+}
+
+fn full_library() -> Vec<Def> {
+    jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs())
+        .collect()
+}
+
+type Compiled<'c> = std::result::Result<jaq_core::Filter<Data>, Vec<(&'c str, &'static str)>>;
+
+/// One compile; `Ok(Err(names))` when it failed only for undefined names.
+fn compile_with<'c>(
+    arena: &'c Arena,
+    code: &'c str,
+    globals: &'c [String],
+    prelude: Vec<Def>,
+) -> std::result::Result<Compiled<'c>, Failure<'c>> {
+    let funs = jaq_core::funs()
+        .chain(jaq_std::funs())
+        .chain(jaq_json::funs());
+    let modules = Loader::new(prelude)
+        .load(arena, File { code, path: () })
+        .map_err(Failure::Load)?;
+    Ok(Compiler::default()
+        .with_funs(funs)
+        .with_global_vars(globals.iter().map(String::as_str))
+        .compile(modules)
+        .map_err(|errs| {
+            errs.into_iter()
+                .flat_map(|(_file, list)| list)
+                .map(|(name, undef)| (name, undef.as_str()))
+                .collect()
+        }))
 }
 
 fn runtime_error(origin: &str, e: jaq_core::Exn<'_, Val>) -> Error {
