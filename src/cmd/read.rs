@@ -46,9 +46,11 @@ fn run(
     if let Some(g) = guard {
         g.release()?;
     }
-    let (bytes, _meta) = current?.ok_or_else(|| Error::Missing {
-        path: file.to_path_buf(),
-    })?;
+    let bytes = current?
+        .ok_or_else(|| Error::Missing {
+            path: file.to_path_buf(),
+        })?
+        .bytes;
     let doc = js::parse(&origin, &bytes)?;
     let text = match ptr {
         // The whole document as stored, unless asked to reformat.

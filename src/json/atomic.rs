@@ -44,8 +44,10 @@ fn tmp_prefix(real: &Path) -> String {
     format!(".{name}{TMP_MARK}")
 }
 
-/// Removes temp files a killed writer of `real` left behind. Only call it while holding
-/// the exclusive lock of `real` (no other lockrun writer is in flight then).
+/// Removes temp files that writers of `real` which are gone left behind (a writer killed
+/// by SIGKILL between creating its temp file and renaming it). A temp file names its
+/// writer's PID; one whose writer still runs is left alone, so this needs no lock and
+/// also spares `--no-lock` writers in flight.
 pub fn remove_stale_temps(real: &Path) {
     let Some(dir) = real.parent() else { return };
     let prefix = tmp_prefix(real);
@@ -53,15 +55,55 @@ pub fn remove_stale_temps(real: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let writer = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let gone = match writer {
+            Some(pid) => pid != std::process::id() && sys::pid_state(pid) == sys::PidState::Gone,
+            None => true,
+        };
+        if gone {
             let _ = fs::remove_file(entry.path());
         }
     }
 }
 
+/// A replace that is visible to everyone but whose directory entry may not be on disk
+/// yet: [`Replaced::finish`] flushes it. Splitting the two lets a writer release the
+/// lock before the directory fsync. That fsync only protects against a power cut, and
+/// the next writer, who already reads the new file, flushes the same directory itself
+/// before it reports success; so the lock need not wait for it.
+#[must_use = "finish() makes the replace durable"]
+#[derive(Debug)]
+pub struct Replaced {
+    dir: PathBuf,
+    real: PathBuf,
+}
+
+impl Replaced {
+    /// Flushes the rename to disk, then removes temp files of writers that are gone.
+    pub fn finish(self) -> Result<()> {
+        sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        remove_stale_temps(&self.real);
+        Ok(())
+    }
+}
+
+/// [`replace_deferred`] and its [`Replaced::finish`] at once.
+pub fn replace(shown: &Path, real: &Path, data: &[u8], like: Option<&fs::Metadata>) -> Result<()> {
+    replace_deferred(shown, real, data, like)?.finish()
+}
+
 /// Replaces `real` with `data`. `shown` is the name used in errors (what the user typed).
 /// `like` is the metadata whose mode and owner the new file takes (the old file's).
-pub fn replace(shown: &Path, real: &Path, data: &[u8], like: Option<&fs::Metadata>) -> Result<()> {
+pub fn replace_deferred(
+    shown: &Path,
+    real: &Path,
+    data: &[u8],
+    like: Option<&fs::Metadata>,
+) -> Result<Replaced> {
     sys::ignore_file_size_signal();
     let dir = real.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
@@ -84,7 +126,10 @@ pub fn replace(shown: &Path, real: &Path, data: &[u8], like: Option<&fs::Metadat
         return Err(Error::io(shown, e));
     }
     drop(mask);
-    sync_dir(dir).map_err(|e| Error::io(dir, e))
+    Ok(Replaced {
+        dir: dir.to_path_buf(),
+        real: real.to_path_buf(),
+    })
 }
 
 fn write_tmp(tmp: &Path, data: &[u8], like: Option<&fs::Metadata>) -> io::Result<File> {

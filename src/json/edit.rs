@@ -1,8 +1,8 @@
 //! The read-modify-write cycle every JSON writer shares: lock, read, compute, keep key
 //! order, validate, render in the file's layout, back up, replace atomically, release.
 
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -39,13 +39,25 @@ pub struct Outcome {
     pub written: bool,
 }
 
+/// A file as read: its bytes, its metadata and the still-open file.
+#[derive(Debug)]
+pub struct Current {
+    pub bytes: Vec<u8>,
+    pub meta: fs::Metadata,
+    /// Kept open on purpose: while it is, replacing the file does not free the old
+    /// inode (on ext4 a truncate and a discard of its blocks). Dropping it after the
+    /// lock is released moves that cost out of the time the lock is held.
+    pub file: File,
+}
+
 /// The file's bytes and metadata; `None` when it does not exist.
-pub fn read_file(path: &Path) -> Result<Option<(Vec<u8>, fs::Metadata)>> {
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
+pub fn read_file(path: &Path) -> Result<Option<Current>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::io(
             path,
@@ -55,11 +67,10 @@ pub fn read_file(path: &Path) -> Result<Option<(Vec<u8>, fs::Metadata)>> {
             ),
         ));
     }
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some((bytes, meta))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
-    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(Some(Current { bytes, meta, file }))
 }
 
 /// Takes FILE's lock (unless `no_lock`).
@@ -91,17 +102,31 @@ pub fn modify(
         .map(|p| Schema::load(&origin, p))
         .transpose()?;
     let guard = take_lock(file, &opts.lock, opts.no_lock)?;
-    let outcome = modify_locked(
-        file,
-        &origin,
-        opts,
-        schema.as_ref(),
-        compute,
-        guard.is_some(),
-    );
+    let outcome = modify_locked(file, &origin, opts, schema.as_ref(), compute);
+    finish(guard, outcome)
+}
+
+/// A replace done under the lock whose remaining work waits for the lock's release.
+struct Pending {
+    replaced: atomic::Replaced,
+    /// The replaced file, still open (see [`Current::file`]).
+    old_file: Option<File>,
+}
+
+/// Releases the lock, then makes a replace durable (see [`atomic::Replaced`]) and
+/// lets the old file go.
+fn finish(
+    guard: Option<LockGuard>,
+    outcome: Result<(Outcome, Option<Pending>)>,
+) -> Result<Outcome> {
     match outcome {
-        Ok(o) => {
-            release(guard)?;
+        Ok((o, pending)) => {
+            let released = release(guard);
+            if let Some(p) = pending {
+                p.replaced.finish()?;
+                drop(p.old_file);
+            }
+            released?;
             Ok(o)
         }
         Err(e) => {
@@ -117,16 +142,15 @@ fn modify_locked(
     opts: &WriteOptions,
     schema: Option<&Schema>,
     compute: impl FnOnce(&str, &Value) -> Result<Value>,
-    locked: bool,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<Pending>)> {
     let current = read_file(file)?;
-    let (old, layout, old_bytes, meta) = match current {
-        Some((bytes, meta)) => {
+    let (old, layout, old_bytes, meta, old_file) = match current {
+        Some(Current { bytes, meta, file }) => {
             let value = js::parse(origin, &bytes)?;
             let layout = Layout::detect(&bytes);
-            (Some(value), layout, Some(bytes), Some(meta))
+            (Some(value), layout, Some(bytes), Some(meta), Some(file))
         }
-        None if opts.create.is_some() => (None, Layout::default(), None, None),
+        None if opts.create.is_some() => (None, Layout::default(), None, None, None),
         None => {
             return Err(Error::Missing {
                 path: file.to_path_buf(),
@@ -157,25 +181,24 @@ fn modify_locked(
         String::from_utf8_lossy(old_bytes.as_deref().unwrap_or_default()).into_owned()
     };
     if !changed || opts.dry_run {
-        return Ok(Outcome {
+        let outcome = Outcome {
             text,
             changed,
             written: false,
-        });
+        };
+        return Ok((outcome, None));
     }
     let real = atomic::real_target(file)?;
-    if locked {
-        atomic::remove_stale_temps(&real);
-    }
     if let (Some(kind), Some(bytes)) = (effective_backup(opts), &old_bytes) {
         backup::save(&real, bytes, meta.as_ref(), kind, opts.backup_keep)?;
     }
-    atomic::replace(file, &real, text.as_bytes(), meta.as_ref())?;
-    Ok(Outcome {
+    let replaced = atomic::replace_deferred(file, &real, text.as_bytes(), meta.as_ref())?;
+    let outcome = Outcome {
         text,
         changed,
         written: true,
-    })
+    };
+    Ok((outcome, Some(Pending { replaced, old_file })))
 }
 
 /// `--backup-keep N` alone means numbered backups.
@@ -201,39 +224,31 @@ pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) 
     let guard = take_lock(file, &opts.lock, opts.no_lock)?;
     let result = (|| {
         let current = read_file(file)?;
-        let changed = current.as_ref().is_none_or(|(b, _)| b != data);
+        let changed = current.as_ref().is_none_or(|c| c.bytes != data);
         let text = String::from_utf8_lossy(data).into_owned();
         if !changed || opts.dry_run {
-            return Ok(Outcome {
+            let outcome = Outcome {
                 text,
                 changed,
                 written: false,
-            });
+            };
+            return Ok((outcome, None));
         }
         let real = atomic::real_target(file)?;
-        if guard.is_some() {
-            atomic::remove_stale_temps(&real);
+        if let (Some(kind), Some(c)) = (effective_backup(opts), &current) {
+            backup::save(&real, &c.bytes, Some(&c.meta), kind, opts.backup_keep)?;
         }
-        if let (Some(kind), Some((bytes, meta))) = (effective_backup(opts), &current) {
-            backup::save(&real, bytes, Some(meta), kind, opts.backup_keep)?;
-        }
-        atomic::replace(file, &real, data, current.as_ref().map(|(_, m)| m))?;
-        Ok(Outcome {
+        let like = current.as_ref().map(|c| &c.meta);
+        let replaced = atomic::replace_deferred(file, &real, data, like)?;
+        let outcome = Outcome {
             text,
             changed,
             written: true,
-        })
+        };
+        let old_file = current.map(|c| c.file);
+        Ok((outcome, Some(Pending { replaced, old_file })))
     })();
-    match result {
-        Ok(o) => {
-            release(guard)?;
-            Ok(o)
-        }
-        Err(e) => {
-            drop(guard);
-            Err(e)
-        }
-    }
+    finish(guard, result)
 }
 
 /// Puts object keys back in their old order where an operation removed a key: jaq's

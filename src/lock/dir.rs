@@ -531,14 +531,17 @@ pub fn release(held: HeldDir) -> Result<(), ReleaseError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(lost()),
         Err(e) => return Err(ReleaseError::Io(held.lock_path.clone(), e)),
     }
-    // Still holding the flock: nobody can take the released dir for a dead lock. The
-    // dir holds only `info` unless someone put more there.
+    // The lock is free from the rename on; the flock goes next, because it is what a
+    // waiter blocks on, and it need not wait for the clean-up below. A waiter that
+    // wakes on the renamed `info` re-checks the lock path's identity and finds it gone
+    // or somebody else's, and `cleanup` treats `.released-*` as garbage either way.
+    drop(held.info_file);
+    trace::step(|| format!("released {}", held.lock_path.display()));
+    // The dir holds only `info` unless someone put more there.
     let _ = fs::remove_file(released.join("info"));
     if fs::remove_dir(&released).is_err() {
         remove_private_dir(&released);
     }
-    trace::step(|| format!("released {}", held.lock_path.display()));
-    drop(held.info_file);
     Ok(())
 }
 

@@ -174,3 +174,24 @@ fn symlinked_target_stays_a_symlink_and_mode_0640_is_kept() {
         0o640
     );
 }
+
+#[test]
+fn a_writer_removes_temp_files_of_gone_writers_and_spares_running_ones() {
+    let env = TestEnv::new();
+    env.write("t.json", "{\"n\": 0}\n");
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let mut running = Command::new("sleep").arg("30").spawn().unwrap();
+    let dead_tmp = format!(".t.json.lockrun-tmp-{gone_pid}-1a");
+    let live_tmp = format!(".t.json.lockrun-tmp-{}-2b", running.id());
+    env.write(&dead_tmp, "{\"torn");
+    env.write(&live_tmp, "{\"in flight");
+    let out = env.run(["update", "t.json", ".n += 1"]);
+    let left = temp_files(&env);
+    running.kill().unwrap();
+    running.wait().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(env.read("t.json"), "{\"n\": 1}\n");
+    assert_eq!(left, vec![live_tmp], "the gone writer's temp must go, the running one's stay");
+}
