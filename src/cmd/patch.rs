@@ -31,7 +31,7 @@ pub fn run(args: &PatchArgs, quiet: bool) -> Result<i32> {
         .common
         .options(quiet, format!("lockrun patch {shown}"), create);
     let outcome = if args.merge {
-        edit::modify(&args.file, &opts, |_, doc| {
+        edit::modify(&args.file, &opts, |_, doc: &serde_json::Value| {
             let mut doc = doc.clone();
             json_patch::merge(&mut doc, &patch_doc);
             Ok(doc)
@@ -42,7 +42,7 @@ pub fn run(args: &PatchArgs, quiet: bool) -> Result<i32> {
                 "{origin}: patch {shown} is not an RFC 6902 JSON Patch: {e}"
             ))
         })?;
-        edit::modify(&args.file, &opts, |origin, doc| {
+        edit::modify(&args.file, &opts, |origin, doc: &serde_json::Value| {
             let mut doc = doc.clone();
             json_patch::patch(&mut doc, &patch).map_err(|e| {
                 Error::data(format!(

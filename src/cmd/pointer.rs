@@ -26,7 +26,7 @@ pub fn set(args: &SetArgs, quiet: bool) -> Result<i32> {
     let opts = args
         .common
         .options(quiet, format!("lockrun set {}", args.pointer), create);
-    let outcome = edit::modify(&args.file, &opts, |origin, doc| {
+    let outcome = edit::modify(&args.file, &opts, |origin, doc: &Value| {
         let mut doc = doc.clone();
         pointer::set(origin, &mut doc, ptr, value)?;
         Ok(doc)
@@ -42,7 +42,7 @@ pub fn delete(args: &DeleteArgs, quiet: bool) -> Result<i32> {
     let opts = args
         .common
         .options(quiet, format!("lockrun delete {}", args.pointer), None);
-    let outcome = edit::modify(&args.file, &opts, |origin, doc| {
+    let outcome = edit::modify(&args.file, &opts, |origin, doc: &Value| {
         let mut doc = doc.clone();
         match pointer::delete(origin, &mut doc, ptr) {
             Err(Error::Data(_)) if args.force => Ok(doc),

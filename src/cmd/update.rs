@@ -25,7 +25,7 @@ pub fn run(args: &UpdateArgs, quiet: bool) -> Result<i32> {
     let opts = args
         .common
         .options(quiet, format!("lockrun update {}", args.filter), create);
-    let outcome = edit::modify(&args.file, &opts, |origin, doc| {
+    let outcome = edit::modify(&args.file, &opts, |origin, doc: &jaq_json::Val| {
         program.run_one(origin, doc)
     })?;
     if args.print || opts.dry_run {

@@ -47,10 +47,12 @@ fn tmp_prefix(real: &Path) -> String {
 /// Removes temp files that writers of `real` which are gone left behind (a writer killed
 /// by SIGKILL between creating its temp file and renaming it). A temp file names its
 /// writer's PID; one whose writer still runs is left alone, so this needs no lock and
-/// also spares `--no-lock` writers in flight.
-pub fn remove_stale_temps(real: &Path) {
+/// also spares `--no-lock` writers in flight. Best effort: `file` is what the user
+/// named (a symlink is followed to the real file, whose directory holds the temps).
+pub fn remove_stale_temps(file: &Path) {
+    let Ok(real) = real_target(file) else { return };
     let Some(dir) = real.parent() else { return };
-    let prefix = tmp_prefix(real);
+    let prefix = tmp_prefix(&real);
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -79,15 +81,12 @@ pub fn remove_stale_temps(real: &Path) {
 #[derive(Debug)]
 pub struct Replaced {
     dir: PathBuf,
-    real: PathBuf,
 }
 
 impl Replaced {
-    /// Flushes the rename to disk, then removes temp files of writers that are gone.
+    /// Flushes the rename to disk.
     pub fn finish(self) -> Result<()> {
-        sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        remove_stale_temps(&self.real);
-        Ok(())
+        sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))
     }
 }
 
@@ -128,7 +127,6 @@ pub fn replace_deferred(
     drop(mask);
     Ok(Replaced {
         dir: dir.to_path_buf(),
-        real: real.to_path_buf(),
     })
 }
 

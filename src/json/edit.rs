@@ -5,11 +5,13 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use jaq_json::Val;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::json::backup::{self, BackupKind};
-use crate::json::layout::Layout;
+use crate::json::filter;
+use crate::json::layout::{Layout, Node};
 use crate::json::schema::Schema;
 use crate::json::{self as js, atomic};
 use crate::lock::{self, LockGuard, LockOptions};
@@ -88,12 +90,65 @@ fn release(guard: Option<LockGuard>) -> Result<()> {
     }
 }
 
+/// A form a document can be edited in: serde_json's `Value` (pointer, patch) or jaq's
+/// `Val` (`update`, so the filter works on the parsed document without a copy).
+pub trait Doc: Sized + Node {
+    fn parse(origin: &str, bytes: &[u8]) -> Result<Self>;
+    fn from_value(value: Value) -> Self;
+    /// Equal as written (the no-op test).
+    fn same(&self, other: &Self) -> bool;
+    /// See [`keep_key_order`].
+    fn keep_key_order(old: &Self, new: &mut Self);
+    fn check_schema(&self, origin: &str, schema: &Schema) -> Result<()>;
+}
+
+impl Doc for Value {
+    fn parse(origin: &str, bytes: &[u8]) -> Result<Self> {
+        js::parse(origin, bytes)
+    }
+    fn from_value(value: Value) -> Self {
+        value
+    }
+    fn same(&self, other: &Self) -> bool {
+        js::same(self, other)
+    }
+    fn keep_key_order(old: &Self, new: &mut Self) {
+        keep_key_order(old, new);
+    }
+    fn check_schema(&self, origin: &str, schema: &Schema) -> Result<()> {
+        schema.check(origin, self)
+    }
+}
+
+impl Doc for Val {
+    fn parse(origin: &str, bytes: &[u8]) -> Result<Self> {
+        js::parse(origin, bytes).map(filter::into_val)
+    }
+    fn from_value(value: Value) -> Self {
+        filter::into_val(value)
+    }
+    fn same(&self, other: &Self) -> bool {
+        filter::same_val(self, other)
+    }
+    fn keep_key_order(old: &Self, new: &mut Self) {
+        filter::keep_key_order_val(old, new);
+    }
+    fn check_schema(&self, origin: &str, schema: &Schema) -> Result<()> {
+        let value = filter::from_val(self).map_err(|what| {
+            Error::data(format!(
+                "{origin}: the result is not JSON: {what} (nothing written)"
+            ))
+        })?;
+        schema.check(origin, &value)
+    }
+}
+
 /// Read-modify-write of the JSON document in `file`; `compute` gets the current
 /// document and returns the new one.
-pub fn modify(
+pub fn modify<D: Doc>(
     file: &Path,
     opts: &WriteOptions,
-    compute: impl FnOnce(&str, &Value) -> Result<Value>,
+    compute: impl FnOnce(&str, &D) -> Result<D>,
 ) -> Result<Outcome> {
     let origin = js::display(file);
     let schema = opts
@@ -101,6 +156,8 @@ pub fn modify(
         .as_deref()
         .map(|p| Schema::load(&origin, p))
         .transpose()?;
+    // Before the lock: the sweep needs no lock, so the lock is not held for it.
+    atomic::remove_stale_temps(file);
     let guard = take_lock(file, &opts.lock, opts.no_lock)?;
     let outcome = modify_locked(file, &origin, opts, schema.as_ref(), compute);
     finish(guard, outcome)
@@ -136,17 +193,17 @@ fn finish(
     }
 }
 
-fn modify_locked(
+fn modify_locked<D: Doc>(
     file: &Path,
     origin: &str,
     opts: &WriteOptions,
     schema: Option<&Schema>,
-    compute: impl FnOnce(&str, &Value) -> Result<Value>,
+    compute: impl FnOnce(&str, &D) -> Result<D>,
 ) -> Result<(Outcome, Option<Pending>)> {
     let current = read_file(file)?;
     let (old, layout, old_bytes, meta, old_file) = match current {
         Some(Current { bytes, meta, file }) => {
-            let value = js::parse(origin, &bytes)?;
+            let value = D::parse(origin, &bytes)?;
             let layout = Layout::detect(&bytes);
             (Some(value), layout, Some(bytes), Some(meta), Some(file))
         }
@@ -157,21 +214,22 @@ fn modify_locked(
             });
         }
     };
-    let start = match (&old, &opts.create) {
-        (Some(v), _) | (None, Some(v)) => v,
-        (None, None) => {
-            return Err(Error::Missing {
-                path: file.to_path_buf(),
-            });
-        }
+    let created = match (&old, &opts.create) {
+        (None, Some(v)) => Some(D::from_value(v.clone())),
+        _ => None,
+    };
+    let Some(start) = old.as_ref().or(created.as_ref()) else {
+        return Err(Error::Missing {
+            path: file.to_path_buf(),
+        });
     };
     let mut new = compute(origin, start)?;
-    keep_key_order(start, &mut new);
+    D::keep_key_order(start, &mut new);
     if let Some(schema) = schema {
-        schema.check(origin, &new)?;
+        new.check_schema(origin, schema)?;
     }
     let changed = match &old {
-        Some(o) => !js::same(o, &new),
+        Some(o) => !o.same(&new),
         None => true,
     };
     let text = if changed {
@@ -221,6 +279,7 @@ pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) 
             s.check(&origin, &doc)?;
         }
     }
+    atomic::remove_stale_temps(file);
     let guard = take_lock(file, &opts.lock, opts.no_lock)?;
     let result = (|| {
         let current = read_file(file)?;

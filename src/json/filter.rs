@@ -1,15 +1,22 @@
 //! jq filters, run by the embedded jaq engine (jaq-core + jaq-std + jaq-json).
 //!
-//! Documents travel as `serde_json::Value` (key order kept, numbers as written) and are
-//! converted to jaq's `Val` and back here. The conversion keeps a number's text for
-//! every number the filter does not compute: integers become jaq integers (printed back
-//! identically), every other number (`1.0`, `1e5`, `-0`, `0.10`) becomes jaq's
-//! decimal-string number, which jaq carries unchanged until arithmetic touches it.
+//! `update` keeps its document as jaq's `Val` from parse to output: the file is parsed
+//! by serde_json (strict JSON, precise error positions) and moved into a `Val`, the
+//! filter changes it in place (untouched subtrees stay shared with the input, which
+//! makes the no-op test and the key-order repair cheap), and the layout writer prints
+//! the `Val` directly. The conversion keeps a number's text for every number the filter
+//! does not compute: integers become jaq integers (printed back identically), every
+//! other number (`1.0`, `1e5`, `-0`, `0.10`) becomes jaq's decimal-string number,
+//! which jaq carries unchanged until arithmetic touches it.
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::{Num, Rc, Val};
+use std::borrow::Cow;
+
 use serde_json::{Map, Number, Value};
+
+use crate::json::layout::{Node, View};
 
 use crate::error::{Error, Result};
 
@@ -60,11 +67,11 @@ impl Program {
         arg_obj.insert("named".into(), Value::Object(named));
 
         let mut vars = vec![
-            to_val(&Value::Object(env)),
-            to_val(&Value::Object(arg_obj)),
+            into_val(Value::Object(env)),
+            into_val(Value::Object(arg_obj)),
             Val::utf8_str("lockrun".to_string()),
         ];
-        vars.extend(args.named.iter().map(|(_, v)| to_val(v)));
+        vars.extend(args.named.iter().map(|(_, v)| into_val(v.clone())));
 
         let arena = Arena::default();
         let filter = compile_pruned(&arena, code, &names).map_err(|failure| match failure {
@@ -82,10 +89,12 @@ impl Program {
         Ok(Program { filter, vars })
     }
 
-    /// Runs the filter on `input`; it must yield exactly one value.
-    pub fn run_one(&self, origin: &str, input: &Value) -> Result<Value> {
+    /// Runs the filter on `input`; it must yield exactly one value, and one JSON can
+    /// hold (no NaN, byte strings or non-string keys).
+    pub fn run_one(&self, origin: &str, input: &Val) -> Result<Val> {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(self.vars.iter().cloned()));
-        let mut outputs = self.filter.id.run((ctx, to_val(input)));
+        // A clone is a reference count: the filter copies only what it changes.
+        let mut outputs = self.filter.id.run((ctx, input.clone()));
         let first = match outputs.next() {
             None => {
                 return Err(Error::data(format!(
@@ -100,11 +109,12 @@ impl Program {
                 "{origin}: the filter yielded more than one value (update needs exactly one; nothing written)"
             )));
         }
-        from_val(&first).map_err(|what| {
+        check_json(&first, Some(input)).map_err(|what| {
             Error::data(format!(
                 "{origin}: the filter's result is not JSON: {what} (nothing written)"
             ))
-        })
+        })?;
+        Ok(first)
     }
 }
 
@@ -284,19 +294,209 @@ fn load_error(origin: &str, code: &str, errs: jaq_core::load::Errors<&str, ()>) 
     ))
 }
 
-/// serde_json value to jaq value, keeping each number's text where jaq allows.
-pub fn to_val(v: &Value) -> Val {
+/// serde_json value to jaq value, consuming it: strings move rather than copy, and the
+/// serde tree is freed while the jaq tree grows (a large document is not held twice).
+pub fn into_val(v: Value) -> Val {
     match v {
         Value::Null => Val::Null,
-        Value::Bool(b) => Val::from(*b),
+        Value::Bool(b) => Val::from(b),
         Value::Number(n) => Val::Num(num_to_jaq(n.as_str())),
-        Value::String(s) => Val::utf8_str(s.clone()),
-        Value::Array(a) => a.iter().map(to_val).collect(),
-        Value::Object(o) => Val::obj(
-            o.iter()
-                .map(|(k, v)| (Val::utf8_str(k.clone()), to_val(v)))
-                .collect(),
+        Value::String(s) => Val::utf8_str(s),
+        Value::Array(a) => a.into_iter().map(into_val).collect(),
+        Value::Object(o) => {
+            let mut map = jaq_json::Map::with_capacity_and_hasher(o.len(), Default::default());
+            for (k, v) in o {
+                map.insert(Val::utf8_str(k), into_val(v));
+            }
+            Val::obj(map)
+        }
+    }
+}
+
+/// Whether `new` is something JSON can hold; subtrees it shares with `old` (the
+/// filter's input, parsed from JSON) are known good and skipped.
+fn check_json(new: &Val, old: Option<&Val>) -> std::result::Result<(), String> {
+    if old.is_some_and(|o| shares(o, new)) {
+        return Ok(());
+    }
+    match new {
+        Val::Null | Val::Bool(_) | Val::TStr(_) => Ok(()),
+        Val::Num(n) => num_from_jaq(n).map(|_| ()),
+        Val::BStr(_) => Err("a byte string".into()),
+        Val::Arr(a) => {
+            let olds = match old {
+                Some(Val::Arr(o)) if o.len() == a.len() => Some(o),
+                _ => None,
+            };
+            a.iter()
+                .enumerate()
+                .try_for_each(|(i, v)| check_json(v, olds.map(|o| &o[i])))
+        }
+        Val::Obj(o) => {
+            let olds = match old {
+                Some(Val::Obj(m)) => Some(m),
+                _ => None,
+            };
+            for (k, v) in o.iter() {
+                if !matches!(k, Val::TStr(_)) {
+                    return Err(format!("an object key that is not a string ({k})"));
+                }
+                check_json(v, olds.and_then(|m| m.get(k)))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The same allocation: an unchanged subtree the filter passed through.
+fn shares(a: &Val, b: &Val) -> bool {
+    match (a, b) {
+        (Val::Arr(x), Val::Arr(y)) => Rc::ptr_eq(x, y),
+        (Val::Obj(x), Val::Obj(y)) => Rc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
+/// Equal as written: same structure, key order and number text (`1.0` is not `1`).
+pub fn same_val(a: &Val, b: &Val) -> bool {
+    if shares(a, b) {
+        return true;
+    }
+    match (a, b) {
+        (Val::Null, Val::Null) => true,
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Num(x), Val::Num(y)) => num_text(x) == num_text(y),
+        (Val::TStr(x), Val::TStr(y)) | (Val::BStr(x), Val::BStr(y)) => x == y,
+        (Val::Arr(x), Val::Arr(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| same_val(a, b))
+        }
+        (Val::Obj(x), Val::Obj(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|((ka, va), (kb, vb))| ka == kb && same_val(va, vb))
+        }
+        _ => false,
+    }
+}
+
+/// Puts object keys back in their old order where the filter removed a key (jaq's
+/// `del` swaps the last key into the hole); see `edit::keep_key_order`.
+pub fn keep_key_order_val(old: &Val, new: &mut Val) {
+    if shares(old, new) {
+        return;
+    }
+    match (old, new) {
+        (Val::Obj(o), Val::Obj(n)) => {
+            let lost_key = o.keys().any(|k| !n.contains_key(k));
+            let changed_child = n
+                .iter()
+                .any(|(k, v)| o.get(k).is_some_and(|ov| !shares(ov, v)));
+            if !lost_key && !changed_child {
+                return;
+            }
+            let n = Rc::make_mut(n);
+            for (k, v) in n.iter_mut() {
+                if let Some(ov) = o.get(k) {
+                    keep_key_order_val(ov, v);
+                }
+            }
+            if lost_key {
+                let mut taken = std::mem::take(n);
+                let mut ordered =
+                    jaq_json::Map::with_capacity_and_hasher(taken.len(), Default::default());
+                for k in o.keys() {
+                    if let Some((k, v)) = taken.shift_remove_entry(k) {
+                        ordered.insert(k, v);
+                    }
+                }
+                ordered.extend(taken);
+                *n = ordered;
+            }
+        }
+        (Val::Arr(o), Val::Arr(n)) if o.len() == n.len() => {
+            if o.iter()
+                .zip(n.iter())
+                .all(|(a, b)| shares(a, b) || !is_container(b))
+            {
+                return;
+            }
+            for (ov, nv) in o.iter().zip(Rc::make_mut(n).iter_mut()) {
+                keep_key_order_val(ov, nv);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_container(v: &Val) -> bool {
+    matches!(v, Val::Arr(_) | Val::Obj(_))
+}
+
+/// A number's JSON text: as read where the filter did not compute it.
+fn num_text(n: &Num) -> Cow<'_, str> {
+    match n {
+        Num::Dec(text) if is_json_number(text) => Cow::Borrowed(text.as_str()),
+        Num::Int(i) => Cow::Owned(i.to_string()),
+        other => Cow::Owned(
+            num_from_jaq(other).map_or_else(|_| "null".to_string(), |num| num.to_string()),
         ),
+    }
+}
+
+/// RFC 8259 number syntax: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(text: &str) -> bool {
+    fn digits(b: &[u8]) -> usize {
+        b.iter().take_while(|c| c.is_ascii_digit()).count()
+    }
+    let b = text.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    match digits(&b[i..]) {
+        0 => return false,
+        n if n > 1 && b[i] == b'0' => return false,
+        n => i += n,
+    }
+    if b.get(i) == Some(&b'.') {
+        match digits(&b[i + 1..]) {
+            0 => return false,
+            n => i += 1 + n,
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        match digits(&b[i..]) {
+            0 => return false,
+            n => i += n,
+        }
+    }
+    i == b.len()
+}
+
+fn text_of(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+impl Node for Val {
+    /// Only for values [`check_json`] passed: NaN, byte strings and non-string keys
+    /// never reach the writer.
+    fn view(&self) -> View<'_, Self> {
+        match self {
+            Val::Null => View::Null,
+            Val::Bool(b) => View::Bool(*b),
+            Val::Num(n) => View::Number(num_text(n)),
+            Val::TStr(b) | Val::BStr(b) => View::String(text_of(b)),
+            Val::Arr(a) => View::Array(a.as_slice()),
+            Val::Obj(o) => View::Object(Box::new(o.iter().map(|(k, v)| {
+                let key = match k {
+                    Val::TStr(b) | Val::BStr(b) => text_of(b),
+                    other => Cow::Owned(other.to_string()),
+                };
+                (key, v)
+            }))),
+        }
     }
 }
 
@@ -362,4 +562,49 @@ fn float_number(f: f64) -> std::result::Result<Number, String> {
         return Ok(Number::from(f as i64));
     }
     Number::from_f64(f).ok_or_else(|| format!("{f} is not a JSON number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_number_syntax() {
+        for ok in [
+            "0",
+            "-0",
+            "1.50",
+            "1E5",
+            "1e+5",
+            "-2.5e-3",
+            "123456789012345678901234567890",
+        ] {
+            assert!(is_json_number(ok), "{ok}");
+        }
+        for bad in [
+            "", "-", "+1", "01", "1.", ".5", "1e", "1e+", "0x10", "1.5.2", "NaN", "1 ",
+        ] {
+            assert!(!is_json_number(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unchanged_subtrees_are_shared_and_same() {
+        let doc: Value =
+            serde_json::from_str(r#"{"n": 1, "items": [{"a": 1.0}, {"b": [2]}]}"#).unwrap();
+        let old = into_val(doc);
+        let program = Program::compile("t", ".n += 1", &Args::default()).unwrap();
+        let new = program.run_one("t", &old).unwrap();
+        let (Val::Obj(o), Val::Obj(n)) = (&old, &new) else {
+            panic!("objects expected");
+        };
+        let key = Val::utf8_str("items".to_string());
+        assert!(
+            shares(&o[&key], &n[&key]),
+            "the filter copied an untouched subtree"
+        );
+        assert!(!same_val(&old, &new));
+        let noop = Program::compile("t", ".items |= .", &Args::default()).unwrap();
+        assert!(same_val(&old, &noop.run_one("t", &old).unwrap()));
+    }
 }

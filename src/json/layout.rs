@@ -3,7 +3,42 @@
 //! document the same way. Key order comes from serde_json's `preserve_order`; number
 //! text from `arbitrary_precision` (a number is written exactly as it was read).
 
+use std::borrow::Cow;
+
 use serde_json::Value;
+
+/// What the layout writer needs to see of a JSON value, so that one writer serves both
+/// serde_json's `Value` and jaq's `Val` (which `update` keeps its documents in).
+pub trait Node: Sized {
+    fn view(&self) -> View<'_, Self>;
+}
+
+/// One JSON value as the writer sees it.
+#[allow(missing_debug_implementations)]
+pub enum View<'a, N> {
+    Null,
+    Bool(bool),
+    /// The number's text.
+    Number(Cow<'a, str>),
+    String(Cow<'a, str>),
+    Array(&'a [N]),
+    Object(Box<dyn ExactSizeIterator<Item = (Cow<'a, str>, &'a N)> + 'a>),
+}
+
+impl Node for Value {
+    fn view(&self) -> View<'_, Self> {
+        match self {
+            Value::Null => View::Null,
+            Value::Bool(b) => View::Bool(*b),
+            Value::Number(n) => View::Number(Cow::Borrowed(n.as_str())),
+            Value::String(s) => View::String(Cow::Borrowed(s)),
+            Value::Array(items) => View::Array(items),
+            Value::Object(map) => View::Object(Box::new(
+                map.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), v)),
+            )),
+        }
+    }
+}
 
 /// How a JSON document is laid out on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +194,7 @@ impl Layout {
     }
 
     /// `value` written in this layout.
-    pub fn render(&self, value: &Value) -> String {
+    pub fn render<N: Node>(&self, value: &N) -> String {
         let mut out = String::new();
         self.write(&mut out, value, 0);
         if self.final_newline {
@@ -168,13 +203,13 @@ impl Layout {
         out
     }
 
-    fn write(&self, out: &mut String, value: &Value, level: usize) {
-        match value {
-            Value::Null => out.push_str("null"),
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Number(n) => self.write_number(out, n.as_str()),
-            Value::String(s) => write_string(out, s),
-            Value::Array(items) => {
+    fn write<N: Node>(&self, out: &mut String, value: &N, level: usize) {
+        match value.view() {
+            View::Null => out.push_str("null"),
+            View::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+            View::Number(n) => self.write_number(out, &n),
+            View::String(s) => write_string(out, &s),
+            View::Array(items) => {
                 if items.is_empty() {
                     out.push_str("[]");
                     return;
@@ -187,15 +222,15 @@ impl Layout {
                 self.close(out, level);
                 out.push(']');
             }
-            Value::Object(map) => {
-                if map.is_empty() {
+            View::Object(members) => {
+                if members.len() == 0 {
                     out.push_str("{}");
                     return;
                 }
                 out.push('{');
-                for (i, (key, item)) in map.iter().enumerate() {
+                for (i, (key, item)) in members.enumerate() {
                     self.separator(out, i, level + 1);
-                    write_string(out, key);
+                    write_string(out, &key);
                     out.push(':');
                     if self.colon_space {
                         out.push(' ');

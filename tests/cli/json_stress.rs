@@ -193,5 +193,9 @@ fn a_writer_removes_temp_files_of_gone_writers_and_spares_running_ones() {
     running.wait().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(env.read("t.json"), "{\"n\": 1}\n");
-    assert_eq!(left, vec![live_tmp], "the gone writer's temp must go, the running one's stay");
+    assert_eq!(
+        left,
+        vec![live_tmp],
+        "the gone writer's temp must go, the running one's stay"
+    );
 }
