@@ -27,7 +27,7 @@ pub struct StatusArgs {
     pub file: PathBuf,
 }
 
-/// Which lock directory `show` and `cleanup` look at.
+// Which lock directory `show` and `cleanup` look at (a plain comment: see LockArgs).
 #[derive(Debug, Clone, Args)]
 pub struct DirArgs {
     /// The lock directory to look at [default: LOCKRUN_DIR, else FILE's lock directory,

@@ -8,7 +8,7 @@ use clap::{ArgAction, Args};
 use crate::cli::LockArgs;
 use crate::json::backup::BackupKind;
 
-/// Options of every command that replaces a JSON file.
+// Options of every command that replaces a JSON file (a plain comment: see LockArgs).
 #[derive(Debug, Clone, Args)]
 pub struct WriteCommon {
     #[command(flatten)]
@@ -170,7 +170,7 @@ pub struct AppendArgs {
     pub json: String,
 }
 
-/// How `read` and `get` print.
+// How `read` and `get` print (a plain comment: see LockArgs).
 #[derive(Debug, Clone, Args)]
 pub struct ViewArgs {
     /// Print a string result without quotes (as jq -r).

@@ -419,6 +419,18 @@ pub fn ignore_file_size_signal() {
     }
 }
 
+/// What Rust's own start-up would have done that lockrun relies on, for an executable
+/// that defines the C `main` itself (see `src/main.rs`): SIGPIPE ignored, so a closed
+/// stdout is an EPIPE error the command reports, and the command lockrun runs gets
+/// SIGPIPE back at its default (`spawn` resets it).
+pub fn process_setup() {
+    // SAFETY: installing SIG_IGN for SIGPIPE touches no memory of ours and is
+    // async-signal-safe; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
 /// True while the process `pid` that started as `start_token` still runs.
 #[cfg(target_os = "macos")]
 pub fn process_is_running(pid: u32, start_token: &str) -> bool {
