@@ -36,7 +36,7 @@ const FILES: &[(&str, &str)] = &[
     ),
     (
         "<lockdir>/<sha256>.rw",
-        "Reader/writer gate of shared locks (flock LOCK_SH by readers, LOCK_EX by writers).",
+        "Reader/writer gate of shared locks (flock LOCK_SH by readers, LOCK_EX by writers). A `with -s` appends its command's CHILD and CHILD_START lines; whoever next finds the gate free of readers waits for those commands to be gone, then empties it.",
     ),
     (
         "<lockdir>/.tmp-*, .stale-*, .released-*",

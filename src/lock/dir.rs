@@ -434,7 +434,7 @@ const ORPHAN_PATIENCE: Duration = Duration::from_secs(2);
 /// parent-death signal to its command: for that instant the command still runs. The
 /// dead holder's `info` names the command (`CHILD:`); wait until it is gone (bounded:
 /// without a parent-death signal, as on macOS, it may run on).
-fn wait_for_orphaned_command(child: u32, start: &str) {
+pub(super) fn wait_for_orphaned_command(child: u32, start: &str) {
     let deadline = std::time::Instant::now() + ORPHAN_PATIENCE;
     let mut waited = false;
     while sys::process_is_running(child, start) {

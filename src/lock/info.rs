@@ -188,6 +188,31 @@ pub fn child_lines(child: Option<u32>, start: Option<&str>) -> String {
     out
 }
 
+/// Every `CHILD:` line of `text` with the `CHILD_START:` that follows it (if any): the
+/// commands that shared holders recorded in `<hex>.rw`.
+pub fn children(text: &str) -> Vec<(u32, Option<String>)> {
+    let mut out: Vec<(u32, Option<String>)> = Vec::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(": ") else {
+            continue;
+        };
+        match key {
+            "CHILD" => {
+                if let Ok(pid) = value.parse() {
+                    out.push((pid, None));
+                }
+            }
+            "CHILD_START" => {
+                if let Some((_, start @ None)) = out.last_mut() {
+                    *start = Some(unescape(value));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 fn cut_command(command: &str) -> String {
     if command.len() <= MAX_COMMAND_BYTES {
         return command.to_string();

@@ -16,7 +16,7 @@ pub mod inspect;
 pub mod key;
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -93,7 +93,14 @@ pub struct LockGuard {
     lock_dir: PathBuf,
     held: Option<HeldDir>,
     /// `LOCK_SH` on `<hex>.rw` for a shared holder.
-    reader_gate: Option<File>,
+    reader_gate: Option<ReaderGate>,
+}
+
+#[derive(Debug)]
+struct ReaderGate {
+    file: File,
+    /// Opened for appending (the reader's command is recorded in it).
+    writable: bool,
 }
 
 impl LockGuard {
@@ -117,7 +124,7 @@ impl LockGuard {
             fds.push(h.info_file.as_fd());
         }
         if let Some(g) = &self.reader_gate {
-            fds.push(g.as_fd());
+            fds.push(g.file.as_fd());
         }
         fds
     }
@@ -129,20 +136,28 @@ impl LockGuard {
             std::mem::forget(held.info_file);
         }
         if let Some(gate) = self.reader_gate.take() {
-            std::mem::forget(gate);
+            std::mem::forget(gate.file);
         }
     }
 
-    /// Records in the lock's `info` the command run under it (`CHILD:`), so that whoever
-    /// takes the lock over after a crash first waits for that command to be gone.
+    /// Records the command run under the lock (`CHILD:`) in the lock's `info`, or for a
+    /// shared holder in the reader gate, so that whoever takes the lock over after a
+    /// crash first waits for that command to be gone.
     pub fn note_child(&mut self, pid: u32) -> Result<()> {
-        let Some(held) = self.held.as_mut() else {
-            return Ok(());
-        };
         let token = crate::sys::process_start_token(pid);
         let lines = info::child_lines(Some(pid), token.as_deref());
-        std::io::Write::write_all(&mut held.info_file, lines.as_bytes())
-            .map_err(|e| Error::io(held.lock_path.join("info"), e))
+        if let Some(held) = self.held.as_mut() {
+            return std::io::Write::write_all(&mut held.info_file, lines.as_bytes())
+                .map_err(|e| Error::io(held.lock_path.join("info"), e));
+        }
+        match &mut self.reader_gate {
+            Some(ReaderGate {
+                file,
+                writable: true,
+            }) => std::io::Write::write_all(file, lines.as_bytes())
+                .map_err(|e| Error::io(self.key.rw_path(&self.lock_dir), e)),
+            _ => Ok(()),
+        }
     }
 
     /// Releases the lock, reporting a lock that was broken from outside meanwhile.
@@ -210,10 +225,19 @@ pub fn acquire_key(key: LockKey, lock_dir: PathBuf, opts: &LockOptions) -> Resul
     };
     let rw_path = key.rw_path(&lock_dir);
     if opts.shared {
-        let gate = open_gate(&rw_path, true).map_err(|e| Error::io(&rw_path, e))?;
+        let (gate, writable) = open_reader_gate(&rw_path).map_err(|e| Error::io(&rw_path, e))?;
         // No writer can hold LOCK_EX now: writers take it only while holding the dir lock.
+        match gate.try_lock() {
+            // No other reader either: the list of readers' commands can be settled.
+            Ok(()) => settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?,
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&rw_path, e)),
+        }
         gate.lock_shared().map_err(|e| Error::io(&rw_path, e))?;
-        guard.reader_gate = Some(gate);
+        guard.reader_gate = Some(ReaderGate {
+            file: gate,
+            writable,
+        });
         // Let other readers in; writers still wait for our LOCK_SH.
         if let Some(held) = guard.held.take() {
             dir::release(held).map_err(|e| release_error(&key, e))?;
@@ -227,6 +251,11 @@ pub fn acquire_key(key: LockKey, lock_dir: PathBuf, opts: &LockOptions) -> Resul
                 if !got {
                     return Err(waiting.busy_error("shared readers".to_string()));
                 }
+                // Every reader was gone at that instant, and none can come back while we
+                // hold the dir lock: wait for the commands killed readers left behind.
+                let (gate, writable) =
+                    open_reader_gate(&rw_path).map_err(|e| Error::io(&rw_path, e))?;
+                settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&rw_path, e)),
@@ -239,6 +268,44 @@ pub fn acquire_key(key: LockKey, lock_dir: PathBuf, opts: &LockOptions) -> Resul
         )
     });
     Ok(guard)
+}
+
+/// The reader gate, created if need be, opened for appending the reader's command when
+/// the file permits (another user's gate may be read-only to us: then `false`).
+fn open_reader_gate(path: &Path) -> io::Result<(File, bool)> {
+    let flags = OFlags::RDWR
+        | OFlags::APPEND
+        | OFlags::CREATE
+        | OFlags::NOFOLLOW
+        | OFlags::CLOEXEC
+        | OFlags::NONBLOCK;
+    match rustix::fs::openat(rustix::fs::CWD, path, flags, FileMode::from_raw_mode(0o644)) {
+        Ok(fd) => Ok((File::from(fd), true)),
+        Err(e) if e == rustix::io::Errno::ACCESS => Ok((open_gate(path, true)?, false)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A shared holder's SIGKILLed lockrun drops its LOCK_SH before the kernel kills its
+/// command, so readers record their commands in the gate (`CHILD:` lines, as `with`
+/// does in `info`). Whoever finds the gate free of readers, with the dir lock held,
+/// waits for the recorded commands to be gone and then empties the list.
+fn settle_gate(gate: &File, writable: bool) -> io::Result<()> {
+    let mut text = String::new();
+    gate.take(info::MAX_INFO_BYTES * 64)
+        .read_to_string(&mut text)?;
+    if text.is_empty() {
+        return Ok(());
+    }
+    for (pid, start) in info::children(&text) {
+        if let Some(start) = start {
+            dir::wait_for_orphaned_command(pid, &start);
+        }
+    }
+    if writable {
+        gate.set_len(0)?;
+    }
+    Ok(())
 }
 
 fn open_gate(path: &Path, create: bool) -> io::Result<File> {

@@ -644,3 +644,44 @@ fn a_taker_waits_for_the_command_of_a_killed_holder_to_be_gone() {
         "the new holder ran while the dead holder's command was still running"
     );
 }
+
+#[test]
+fn a_writer_waits_for_the_command_of_a_killed_shared_holder_to_be_gone() {
+    // A SIGKILLed `with -s` drops its LOCK_SH on the reader gate an instant before the
+    // kernel kills its command. Build that state by hand: a free gate that records a
+    // reader's command which still runs.
+    let env = TestEnv::new();
+    let mut orphan = Command::new("sleep").arg("0.5").spawn().unwrap();
+    let token = lockrun::sys::process_start_token(orphan.id()).unwrap();
+    let gate = lock_path_of(&env, "f").with_extension("rw");
+    fs::create_dir_all(gate.parent().unwrap()).unwrap();
+    fs::write(
+        &gate,
+        format!("CHILD: {}\nCHILD_START: {token}\n", orphan.id()),
+    )
+    .unwrap();
+    let out = env.run(["with", "-w", "5", "f", "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        orphan.try_wait().unwrap().is_some(),
+        "the writer ran while a killed reader's command was still running"
+    );
+    assert_eq!(
+        fs::read_to_string(&gate).unwrap(),
+        "",
+        "the settled list is emptied"
+    );
+}
+
+#[test]
+fn a_shared_holder_records_its_command_in_the_reader_gate() {
+    let env = TestEnv::new();
+    let reader = hold(&env, &["-s", "f"], "r");
+    let gate = lock_path_of(&env, "f").with_extension("rw");
+    wait_until("the reader's command is recorded", || {
+        fs::read_to_string(&gate)
+            .is_ok_and(|t| t.contains("CHILD: ") && t.contains("CHILD_START: "))
+    });
+    go(&env, "r");
+    assert!(wait_output(reader, PATIENCE).status.success());
+}
