@@ -462,10 +462,15 @@ fn acquire_dir(
     };
     let mut backoff = Duration::from_millis(1);
     loop {
-        match dir::publish(lock_dir, &key.hex, info) {
-            Ok(Some(held)) => return Ok(held),
-            Ok(None) => {}
-            Err(e) => return Err(lock_create_error(lock_dir, e)),
+        // A look first: right after a handoff the lock is usually somebody's again, and a
+        // publish that loses creates and removes a directory and a file for nothing
+        // (with several waiters, most of a contended update's file-system work).
+        if fs::symlink_metadata(&lock_path).is_err() {
+            match dir::publish(lock_dir, &key.hex, info) {
+                Ok(Some(held)) => return Ok(held),
+                Ok(None) => {}
+                Err(e) => return Err(lock_create_error(lock_dir, e)),
+            }
         }
         let probe = dir::probe(&lock_path, &judge).map_err(|e| match e.kind() {
             io::ErrorKind::InvalidData => Error::NotALock(e.to_string()),
