@@ -109,38 +109,78 @@ fn file_id(meta: &fs::Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
+/// A lock directory prepared under a private name (`.tmp-<hex>-<nonce>`, its `info`
+/// complete and flocked), waiting to be renamed into place. A waiter keeps it across
+/// attempts: after a handoff several waiters race for the lock, and each loser would
+/// otherwise create and remove a directory and a file every time. Removed on drop
+/// unless published; while it exists its flocked `info` tells `cleanup` it is in use.
+#[derive(Debug)]
+pub struct Staged {
+    path: PathBuf,
+    /// `None` once published (the lock then owns it).
+    info_file: Option<File>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.info_file.take().is_some() {
+            remove_private_dir(&self.path);
+        }
+    }
+}
+
 /// Creates the lock with its `info` already flocked and complete, or returns `None`
-/// when someone else holds `<hex>.lock`.
-pub fn publish(lock_dir: &Path, hex: &str, info: &Info) -> io::Result<Option<HeldDir>> {
+/// when someone else holds `<hex>.lock`. `staged` carries the prepared directory from
+/// one attempt to the next.
+pub fn publish(
+    lock_dir: &Path,
+    hex: &str,
+    info: &Info,
+    staged: &mut Option<Staged>,
+) -> io::Result<Option<HeldDir>> {
     let lock_path = lock_dir.join(format!("{hex}.lock"));
     let nonce = info.nonce.clone().unwrap_or_else(new_nonce);
     if !NO_RENAME_NOREPLACE.load(Ordering::Relaxed) {
-        let staging = lock_dir.join(format!(".tmp-{hex}-{nonce}"));
-        fs::DirBuilder::new().mode(0o755).create(&staging)?;
-        let info_file = match write_locked_info(&staging, info) {
-            Ok(f) => f,
-            Err(e) => {
-                remove_private_dir(&staging);
-                return Err(e);
+        let stage = match staged {
+            Some(stage) => stage,
+            None => {
+                let path = lock_dir.join(format!(".tmp-{hex}-{nonce}"));
+                fs::DirBuilder::new().mode(0o755).create(&path)?;
+                let info_file = match write_locked_info(&path, info) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        remove_private_dir(&path);
+                        return Err(e);
+                    }
+                };
+                staged.insert(Staged {
+                    path,
+                    info_file: Some(info_file),
+                })
             }
         };
-        match sys::rename_noreplace(&staging, &lock_path) {
+        match sys::rename_noreplace(&stage.path, &lock_path) {
             Ok(()) => {
                 trace::step(|| format!("published {}", lock_path.display()));
-                return Ok(Some(HeldDir {
-                    lock_path,
-                    lock_dir: lock_dir.to_path_buf(),
-                    hex: hex.to_string(),
-                    info_file,
-                    nonce,
-                }));
+                if let Some(info_file) = stage.info_file.take() {
+                    *staged = None;
+                    return Ok(Some(HeldDir {
+                        lock_path,
+                        lock_dir: lock_dir.to_path_buf(),
+                        hex: hex.to_string(),
+                        info_file,
+                        nonce,
+                    }));
+                }
+                return Err(io::Error::other("a published staging directory was reused"));
             }
+            // Held by somebody: keep the staging directory for the next attempt.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
             Err(e) => {
-                remove_private_dir(&staging);
-                drop(info_file);
+                *staged = None;
                 match e.kind() {
-                    // NotFound: a cleaner took our staging dir for garbage; try again.
-                    io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound => return Ok(None),
+                    // A cleaner took our staging dir for garbage; try again.
+                    io::ErrorKind::NotFound => return Ok(None),
                     io::ErrorKind::Unsupported => {
                         trace::step(|| "no-replace rename unsupported: using mkdir".into());
                         NO_RENAME_NOREPLACE.store(true, Ordering::Relaxed);

@@ -461,12 +461,13 @@ fn acquire_dir(
         stale_after: opts.stale_after,
     };
     let mut backoff = Duration::from_millis(1);
+    let mut staged = None;
     loop {
         // A look first: right after a handoff the lock is usually somebody's again, and a
         // publish that loses creates and removes a directory and a file for nothing
         // (with several waiters, most of a contended update's file-system work).
         if fs::symlink_metadata(&lock_path).is_err() {
-            match dir::publish(lock_dir, &key.hex, info) {
+            match dir::publish(lock_dir, &key.hex, info, &mut staged) {
                 Ok(Some(held)) => return Ok(held),
                 Ok(None) => {}
                 Err(e) => return Err(lock_create_error(lock_dir, e)),

@@ -685,3 +685,21 @@ fn a_shared_holder_records_its_command_in_the_reader_gate() {
     go(&env, "r");
     assert!(wait_output(reader, PATIENCE).status.success());
 }
+
+#[test]
+fn waiters_that_give_up_leave_nothing_in_the_lock_directory() {
+    // Waiters keep a prepared lock directory across attempts; giving up must remove it.
+    let env = TestEnv::new();
+    let holder = hold(&env, &["f"], "h");
+    let waiters: Vec<_> = (0..3)
+        .map(|_| env.spawn(&["with", "-w", "0.3", "f", "--", "true"]))
+        .collect();
+    for w in waiters {
+        assert_eq!(code(&wait_output(w, PATIENCE)), 75);
+    }
+    let entries = env.lock_entries(".locks");
+    go(&env, "h");
+    assert!(wait_output(holder, PATIENCE).status.success());
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].ends_with(".lock"), "{entries:?}");
+}
