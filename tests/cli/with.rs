@@ -688,18 +688,18 @@ fn a_shared_holder_records_its_command_in_the_reader_gate() {
 
 #[test]
 fn waiters_that_give_up_leave_nothing_in_the_lock_directory() {
-    // Waiters keep a prepared lock directory across attempts; giving up must remove it.
+    // Waiters keep a prepared lock directory (.tmp-*) across lost races; one that gives
+    // up must remove it. Short timeouts under heavy contention make many give up just
+    // after losing a race.
     let env = TestEnv::new();
-    let holder = hold(&env, &["f"], "h");
-    let waiters: Vec<_> = (0..3)
-        .map(|_| env.spawn(&["with", "-w", "0.3", "f", "--", "true"]))
-        .collect();
-    for w in waiters {
-        assert_eq!(code(&wait_output(w, PATIENCE)), 75);
+    let script = "for i in $(seq 40); do \"$L\" with -w 0.01 f -- sleep 0.002; done; exit 0";
+    let racers: Vec<_> = (0..6).map(|_| sh(&env, script)).collect();
+    for r in racers {
+        assert!(wait_output(r, Duration::from_secs(60)).status.success());
     }
     let entries = env.lock_entries(".locks");
-    go(&env, "h");
-    assert!(wait_output(holder, PATIENCE).status.success());
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    assert!(entries[0].ends_with(".lock"), "{entries:?}");
+    assert!(
+        entries.iter().all(|e| !e.starts_with(".tmp-")),
+        "prepared lock directories left behind: {entries:?}"
+    );
 }
