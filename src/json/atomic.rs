@@ -46,13 +46,12 @@ fn tmp_prefix(real: &Path) -> String {
 
 /// Removes temp files that writers of `real` which are gone left behind (a writer killed
 /// by SIGKILL between creating its temp file and renaming it). A temp file names its
-/// writer's PID; one whose writer still runs is left alone, so this needs no lock and
-/// also spares `--no-lock` writers in flight. Best effort: `file` is what the user
-/// named (a symlink is followed to the real file, whose directory holds the temps).
-pub fn remove_stale_temps(file: &Path) {
-    let Ok(real) = real_target(file) else { return };
+/// writer's PID; one whose writer still runs is left alone, which also spares
+/// `--no-lock` writers in flight. Writers call it before writing their own temp file,
+/// so SIGKILLs in a row leave at most one behind.
+pub fn remove_stale_temps(real: &Path) {
     let Some(dir) = real.parent() else { return };
-    let prefix = tmp_prefix(&real);
+    let prefix = tmp_prefix(real);
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };

@@ -156,8 +156,6 @@ pub fn modify<D: Doc>(
         .as_deref()
         .map(|p| Schema::load(&origin, p))
         .transpose()?;
-    // Before the lock: the sweep needs no lock, so the lock is not held for it.
-    atomic::remove_stale_temps(file);
     let guard = take_lock(file, &opts.lock, opts.no_lock)?;
     let outcome = modify_locked(file, &origin, opts, schema.as_ref(), compute);
     finish(guard, outcome)
@@ -247,6 +245,7 @@ fn modify_locked<D: Doc>(
         return Ok((outcome, None));
     }
     let real = atomic::real_target(file)?;
+    atomic::remove_stale_temps(&real);
     if let (Some(kind), Some(bytes)) = (effective_backup(opts), &old_bytes) {
         backup::save(&real, bytes, meta.as_ref(), kind, opts.backup_keep)?;
     }
@@ -279,7 +278,6 @@ pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) 
             s.check(&origin, &doc)?;
         }
     }
-    atomic::remove_stale_temps(file);
     let guard = take_lock(file, &opts.lock, opts.no_lock)?;
     let result = (|| {
         let current = read_file(file)?;
@@ -294,6 +292,7 @@ pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) 
             return Ok((outcome, None));
         }
         let real = atomic::real_target(file)?;
+        atomic::remove_stale_temps(&real);
         if let (Some(kind), Some(c)) = (effective_backup(opts), &current) {
             backup::save(&real, &c.bytes, Some(&c.meta), kind, opts.backup_keep)?;
         }

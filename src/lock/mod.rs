@@ -225,7 +225,7 @@ pub fn acquire_key(key: LockKey, lock_dir: PathBuf, opts: &LockOptions) -> Resul
     };
     let rw_path = key.rw_path(&lock_dir);
     if opts.shared {
-        let (gate, writable) = open_reader_gate(&rw_path).map_err(|e| Error::io(&rw_path, e))?;
+        let (gate, writable) = open_gate(&rw_path, true).map_err(|e| Error::io(&rw_path, e))?;
         // No writer can hold LOCK_EX now: writers take it only while holding the dir lock.
         match gate.try_lock() {
             // No other reader either: the list of readers' commands can be settled.
@@ -245,16 +245,14 @@ pub fn acquire_key(key: LockKey, lock_dir: PathBuf, opts: &LockOptions) -> Resul
         trace::step(|| "shared: holding LOCK_SH on the reader gate".into());
     } else {
         match open_gate(&rw_path, false) {
-            Ok(gate) => {
+            Ok((gate, writable)) => {
                 trace::step(|| "exclusive: waiting for readers to drain".into());
-                let got = waiting.wait_on(gate, true, "shared readers")?;
+                let got = waiting.wait_on(&gate, true, "shared readers")?;
                 if !got {
                     return Err(waiting.busy_error("shared readers".to_string()));
                 }
                 // Every reader was gone at that instant, and none can come back while we
                 // hold the dir lock: wait for the commands killed readers left behind.
-                let (gate, writable) =
-                    open_reader_gate(&rw_path).map_err(|e| Error::io(&rw_path, e))?;
                 settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -268,22 +266,6 @@ pub fn acquire_key(key: LockKey, lock_dir: PathBuf, opts: &LockOptions) -> Resul
         )
     });
     Ok(guard)
-}
-
-/// The reader gate, created if need be, opened for appending the reader's command when
-/// the file permits (another user's gate may be read-only to us: then `false`).
-fn open_reader_gate(path: &Path) -> io::Result<(File, bool)> {
-    let flags = OFlags::RDWR
-        | OFlags::APPEND
-        | OFlags::CREATE
-        | OFlags::NOFOLLOW
-        | OFlags::CLOEXEC
-        | OFlags::NONBLOCK;
-    match rustix::fs::openat(rustix::fs::CWD, path, flags, FileMode::from_raw_mode(0o644)) {
-        Ok(fd) => Ok((File::from(fd), true)),
-        Err(e) if e == rustix::io::Errno::ACCESS => Ok((open_gate(path, true)?, false)),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// A shared holder's SIGKILLed lockrun drops its LOCK_SH before the kernel kills its
@@ -308,13 +290,27 @@ fn settle_gate(gate: &File, writable: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn open_gate(path: &Path, create: bool) -> io::Result<File> {
-    let mut flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+/// The reader gate `<hex>.rw` (created when `create`), opened for appending readers'
+/// commands and emptying the list when the file permits: another user's gate may be
+/// read-only to us (then `false`: it is only read).
+fn open_gate(path: &Path, create: bool) -> io::Result<(File, bool)> {
+    let mut flags = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     if create {
         flags |= OFlags::CREATE;
     }
-    let fd = rustix::fs::openat(rustix::fs::CWD, path, flags, FileMode::from_raw_mode(0o644))?;
-    Ok(File::from(fd))
+    let open = |access| {
+        rustix::fs::openat(
+            rustix::fs::CWD,
+            path,
+            flags | access,
+            FileMode::from_raw_mode(0o644),
+        )
+    };
+    match open(OFlags::RDWR | OFlags::APPEND) {
+        Ok(fd) => Ok((File::from(fd), true)),
+        Err(e) if e == rustix::io::Errno::ACCESS => Ok((File::from(open(OFlags::RDONLY)?), false)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn build_info(key: &LockKey, opts: &LockOptions, mode: Mode) -> Info {
@@ -377,10 +373,10 @@ impl Waiting<'_> {
 
     /// Blocks on `file`'s flock (shared or exclusive) until it is granted or the wait
     /// expires; returns whether it was granted. The flock is given back at once.
-    fn wait_on(&mut self, file: File, exclusive: bool, holder: &str) -> Result<bool> {
+    fn wait_on(&mut self, file: &File, exclusive: bool, holder: &str) -> Result<bool> {
         loop {
             self.maybe_notice(holder);
-            match wait_flock(&file, exclusive, self.wake_by()) {
+            match wait_flock(file, exclusive, self.wake_by()) {
                 Ok(true) => return Ok(true),
                 Ok(false) if self.expired() => return Ok(false),
                 Ok(false) => continue,
