@@ -27,9 +27,10 @@ pub fn run(args: &PatchArgs, quiet: bool) -> Result<i32> {
     let origin = js::display(&args.file);
     let patch_doc = js::parse(&format!("{origin}: patch {shown}"), &bytes)?;
     let create = parse_create(&args.file, args.create.as_deref())?;
-    let opts = args
+    let mut opts = args
         .common
         .options(quiet, format!("lockrun patch {shown}"), create);
+    opts.print = args.print;
     let outcome = if args.merge {
         edit::modify(&args.file, &opts, |_, doc: &serde_json::Value| {
             let mut doc = doc.clone();

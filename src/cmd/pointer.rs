@@ -23,9 +23,10 @@ pub fn set(args: &SetArgs, quiet: bool) -> Result<i32> {
         })?
     };
     let create = parse_create(&args.file, args.create.as_deref())?;
-    let opts = args
+    let mut opts = args
         .common
         .options(quiet, format!("lockrun set {}", args.pointer), create);
+    opts.print = args.print;
     let outcome = edit::modify(&args.file, &opts, |origin, doc: &Value| {
         let mut doc = doc.clone();
         pointer::set(origin, &mut doc, ptr, value)?;
@@ -39,9 +40,10 @@ pub fn set(args: &SetArgs, quiet: bool) -> Result<i32> {
 
 pub fn delete(args: &DeleteArgs, quiet: bool) -> Result<i32> {
     let ptr = pointer::parse(&args.pointer)?;
-    let opts = args
+    let mut opts = args
         .common
         .options(quiet, format!("lockrun delete {}", args.pointer), None);
+    opts.print = args.print;
     let outcome = edit::modify(&args.file, &opts, |origin, doc: &Value| {
         let mut doc = doc.clone();
         match pointer::delete(origin, &mut doc, ptr) {

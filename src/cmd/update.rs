@@ -22,9 +22,10 @@ pub fn run(args: &UpdateArgs, quiet: bool) -> Result<i32> {
     }
     let program = Program::compile(&origin, &args.filter, &Args { named })?;
     let create = parse_create(&args.file, args.create.as_deref())?;
-    let opts = args
+    let mut opts = args
         .common
         .options(quiet, format!("lockrun update {}", args.filter), create);
+    opts.print = args.print;
     let outcome = edit::modify(&args.file, &opts, |origin, doc: &jaq_json::Val| {
         program.run_one(origin, doc)
     })?;

@@ -102,6 +102,17 @@ pub fn replace_deferred(
     data: &[u8],
     like: Option<&fs::Metadata>,
 ) -> Result<Replaced> {
+    replace_deferred_with(shown, real, like, |file| file.write_all(data))
+}
+
+/// [`replace_deferred`] with the content written by `write`, for content not held in
+/// memory at once.
+pub fn replace_deferred_with(
+    shown: &Path,
+    real: &Path,
+    like: Option<&fs::Metadata>,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<Replaced> {
     sys::ignore_file_size_signal();
     let dir = real.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
@@ -114,7 +125,7 @@ pub fn replace_deferred(
     // effect after the rename or after the temp file is removed.
     let mask = sys::SignalMask::block(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT])
         .map_err(|e| Error::Internal(format!("cannot block signals: {e}")))?;
-    let result = write_tmp(&tmp, data, like).and_then(|file| {
+    let result = write_tmp(&tmp, write, like).and_then(|file| {
         drop(file);
         fs::rename(&tmp, real)
     });
@@ -129,7 +140,11 @@ pub fn replace_deferred(
     })
 }
 
-fn write_tmp(tmp: &Path, data: &[u8], like: Option<&fs::Metadata>) -> io::Result<File> {
+fn write_tmp(
+    tmp: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    like: Option<&fs::Metadata>,
+) -> io::Result<File> {
     let mode = like.map_or(0o666, |m| m.mode() & 0o7777);
     let mut file = OpenOptions::new()
         .write(true)
@@ -137,7 +152,7 @@ fn write_tmp(tmp: &Path, data: &[u8], like: Option<&fs::Metadata>) -> io::Result
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(tmp)?;
-    file.write_all(data)?;
+    write(&mut file)?;
     if let Some(m) = like {
         // The umask may have masked the mode at create time; set it exactly.
         file.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))?;

@@ -260,6 +260,7 @@ impl WriteCommon {
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             schema: self.schema.clone(),
             dry_run: self.dry_run,
+            print: false,
             create,
         }
     }

@@ -2,7 +2,7 @@
 //! order, validate, render in the file's layout, back up, replace atomically, release.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use jaq_json::Val;
@@ -13,7 +13,7 @@ use crate::json::backup::{self, BackupKind};
 use crate::json::filter;
 use crate::json::layout::{Layout, Node};
 use crate::json::schema::Schema;
-use crate::json::{self as js, atomic};
+use crate::json::{self as js, atomic, val_read};
 use crate::lock::{self, LockGuard, LockOptions};
 
 /// How a writer writes.
@@ -26,6 +26,9 @@ pub struct WriteOptions {
     pub backup_keep: Option<usize>,
     pub schema: Option<PathBuf>,
     pub dry_run: bool,
+    /// The caller prints the new document (`--print`): [`Outcome::text`] is wanted
+    /// even when the document is written without being held as text.
+    pub print: bool,
     /// The document to start from when the file does not exist (`--create`).
     pub create: Option<Value>,
 }
@@ -33,13 +36,20 @@ pub struct WriteOptions {
 /// What a write did.
 #[derive(Debug)]
 pub struct Outcome {
-    /// The new content (also when nothing was written).
+    /// The new content (also when nothing was written). Empty for a document of more
+    /// than [`STREAM_ABOVE`] bytes unless `print` or `dry_run` asked for it: such a
+    /// document is streamed to the file rather than held as text.
     pub text: String,
     /// The new content differs from the old.
     pub changed: bool,
     /// The file was replaced.
     pub written: bool,
 }
+
+/// Above this size a document is not held as text while its tree exists: it is parsed
+/// from the file and rendered straight into the new file, so the peak memory of an
+/// update is about the tree alone.
+pub const STREAM_ABOVE: usize = 4 << 20;
 
 /// A file as read: its bytes, its metadata and the still-open file.
 #[derive(Debug)]
@@ -75,6 +85,13 @@ pub fn read_file(path: &Path) -> Result<Option<Current>> {
     Ok(Some(Current { bytes, meta, file }))
 }
 
+/// `file` buffered, from its first byte.
+fn from_start<'f>(path: &Path, mut file: &'f File) -> Result<io::BufReader<&'f File>> {
+    file.seek(io::SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(io::BufReader::with_capacity(1 << 16, file))
+}
+
 /// Takes FILE's lock (unless `no_lock`).
 pub fn take_lock(file: &Path, opts: &LockOptions, no_lock: bool) -> Result<Option<LockGuard>> {
     if no_lock {
@@ -94,6 +111,8 @@ fn release(guard: Option<LockGuard>) -> Result<()> {
 /// `Val` (`update`, so the filter works on the parsed document without a copy).
 pub trait Doc: Sized + Node {
     fn parse(origin: &str, bytes: &[u8]) -> Result<Self>;
+    /// Parses the document in `file` (read from its start) without holding its text.
+    fn parse_file(origin: &str, path: &Path, file: &File) -> Result<Self>;
     fn from_value(value: Value) -> Self;
     /// Equal as written (the no-op test).
     fn same(&self, other: &Self) -> bool;
@@ -105,6 +124,11 @@ pub trait Doc: Sized + Node {
 impl Doc for Value {
     fn parse(origin: &str, bytes: &[u8]) -> Result<Self> {
         js::parse(origin, bytes)
+    }
+    fn parse_file(origin: &str, path: &Path, file: &File) -> Result<Self> {
+        let mut de = serde_json::Deserializer::from_reader(from_start(path, file)?);
+        let value = serde::Deserialize::deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+        value.map_err(|e| js::read_error(origin, path, e))
     }
     fn from_value(value: Value) -> Self {
         value
@@ -122,7 +146,10 @@ impl Doc for Value {
 
 impl Doc for Val {
     fn parse(origin: &str, bytes: &[u8]) -> Result<Self> {
-        js::parse(origin, bytes).map(filter::into_val)
+        val_read::from_slice(origin, bytes)
+    }
+    fn parse_file(origin: &str, path: &Path, file: &File) -> Result<Self> {
+        val_read::from_reader(origin, path, from_start(path, file)?)
     }
     fn from_value(value: Value) -> Self {
         filter::into_val(value)
@@ -199,11 +226,21 @@ fn modify_locked<D: Doc>(
     compute: impl FnOnce(&str, &D) -> Result<D>,
 ) -> Result<(Outcome, Option<Pending>)> {
     let current = read_file(file)?;
-    let (old, layout, old_bytes, meta, old_file) = match current {
-        Some(Current { bytes, meta, file }) => {
-            let value = D::parse(origin, &bytes)?;
+    let (old, layout, old_text, meta, old_file) = match current {
+        Some(Current {
+            bytes,
+            meta,
+            file: f,
+        }) => {
             let layout = Layout::detect(&bytes);
-            (Some(value), layout, Some(bytes), Some(meta), Some(file))
+            let (value, text) = if bytes.len() > STREAM_ABOVE {
+                js::check_start(origin, &bytes)?;
+                drop(bytes);
+                (D::parse_file(origin, file, &f)?, OldText::InFile)
+            } else {
+                (D::parse(origin, &bytes)?, OldText::Held(bytes))
+            };
+            (Some(value), layout, Some(text), Some(meta), Some(f))
         }
         None if opts.create.is_some() => (None, Layout::default(), None, None, None),
         None => {
@@ -230,13 +267,18 @@ fn modify_locked<D: Doc>(
         Some(o) => !o.same(&new),
         None => true,
     };
-    let text = if changed {
-        layout.render(&new)
-    } else {
-        // Unchanged: the file's own bytes are the answer.
-        String::from_utf8_lossy(old_bytes.as_deref().unwrap_or_default()).into_owned()
-    };
+    let want_text = opts.print || opts.dry_run;
+    let streamed = matches!(old_text, Some(OldText::InFile));
     if !changed || opts.dry_run {
+        let text = match (changed, &old_text, &old_file) {
+            (true, _, _) => layout.render(&new),
+            // Unchanged: the file's own bytes are the answer.
+            (false, Some(OldText::Held(bytes)), _) => String::from_utf8_lossy(bytes).into_owned(),
+            (false, Some(OldText::InFile), Some(f)) if want_text => {
+                String::from_utf8_lossy(&read_from_start(file, f)?).into_owned()
+            }
+            _ => String::new(),
+        };
         let outcome = Outcome {
             text,
             changed,
@@ -246,10 +288,28 @@ fn modify_locked<D: Doc>(
     }
     let real = atomic::real_target(file)?;
     atomic::remove_stale_temps(&real);
-    if let (Some(kind), Some(bytes)) = (effective_backup(opts), &old_bytes) {
+    if let (Some(kind), Some(old_text), Some(f)) = (effective_backup(opts), &old_text, &old_file) {
+        let reread;
+        let bytes = match old_text {
+            OldText::Held(bytes) => bytes,
+            OldText::InFile => {
+                reread = read_from_start(file, f)?;
+                &reread
+            }
+        };
         backup::save(&real, bytes, meta.as_ref(), kind, opts.backup_keep)?;
     }
-    let replaced = atomic::replace_deferred(file, &real, text.as_bytes(), meta.as_ref())?;
+    let (text, replaced) = if streamed && !want_text {
+        drop(old_text);
+        let replaced = atomic::replace_deferred_with(file, &real, meta.as_ref(), |out| {
+            layout.render_to(&new, out)
+        })?;
+        (String::new(), replaced)
+    } else {
+        let text = layout.render(&new);
+        let replaced = atomic::replace_deferred(file, &real, text.as_bytes(), meta.as_ref())?;
+        (text, replaced)
+    };
     let outcome = Outcome {
         text,
         changed,
@@ -258,7 +318,21 @@ fn modify_locked<D: Doc>(
     Ok((outcome, Some(Pending { replaced, old_file })))
 }
 
-/// `--backup-keep N` alone means numbered backups.
+/// The old document's text: held, or left in the (still open) file.
+enum OldText {
+    Held(Vec<u8>),
+    InFile,
+}
+
+/// All of `file`, read again.
+fn read_from_start(path: &Path, file: &File) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    from_start(path, file)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
+}
+
 pub fn effective_backup(opts: &WriteOptions) -> Option<BackupKind> {
     opts.backup
         .or(opts.backup_keep.map(|_| BackupKind::Numbered))

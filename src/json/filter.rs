@@ -300,7 +300,9 @@ pub fn into_val(v: Value) -> Val {
     match v {
         Value::Null => Val::Null,
         Value::Bool(b) => Val::from(b),
-        Value::Number(n) => Val::Num(num_to_jaq(n.as_str())),
+        Value::Number(n) => Val::Num(
+            number(n.as_str()).unwrap_or_else(|| Num::Dec(Rc::new(n.as_str().to_string()))),
+        ),
         Value::String(s) => Val::utf8_str(s),
         Value::Array(a) => a.into_iter().map(into_val).collect(),
         Value::Object(o) => {
@@ -500,12 +502,24 @@ impl Node for Val {
     }
 }
 
-fn num_to_jaq(text: &str) -> Num {
+/// The jaq number for JSON number text; `None` when `text` is not JSON number syntax.
+/// Integers become integers; a decimal becomes a float when the float is written back
+/// exactly as `text` (no allocation, the same arithmetic), else it keeps its text.
+pub(crate) fn number(text: &str) -> Option<Num> {
+    if !is_json_number(text) {
+        return None;
+    }
     let integral = !text.contains(['.', 'e', 'E']) && text != "-0";
     if integral && let Some(n) = Num::from_str_radix(text, 10) {
-        return n;
+        return Some(n);
     }
-    Num::Dec(Rc::new(text.to_string()))
+    if let Ok(f) = text.parse::<f64>() {
+        let float = Num::Float(f);
+        if num_text(&float) == text {
+            return Some(float);
+        }
+    }
+    Some(Num::Dec(Rc::new(text.to_string())))
 }
 
 /// jaq value back to serde_json; fails on what JSON cannot hold.

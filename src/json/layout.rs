@@ -4,6 +4,7 @@
 //! text from `arbitrary_precision` (a number is written exactly as it was read).
 
 use std::borrow::Cow;
+use std::io;
 
 use serde_json::Value;
 
@@ -195,52 +196,77 @@ impl Layout {
 
     /// `value` written in this layout.
     pub fn render<N: Node>(&self, value: &N) -> String {
-        let mut out = String::new();
-        self.write(&mut out, value, 0);
-        if self.final_newline {
-            out.push_str(self.newline);
-        }
-        out
+        let mut out = Out {
+            text: String::new(),
+            sink: None,
+        };
+        // Without a sink nothing can fail.
+        let _ = self.write_document(&mut out, value);
+        out.text
     }
 
-    fn write<N: Node>(&self, out: &mut String, value: &N, level: usize) {
+    /// `value` written in this layout to `sink`, a chunk at a time: a large document
+    /// is never held as text.
+    pub fn render_to<N: Node>(&self, value: &N, sink: &mut dyn io::Write) -> io::Result<()> {
+        let mut out = Out {
+            text: String::with_capacity(SPILL_AT + SPILL_AT / 4),
+            sink: Some(sink),
+        };
+        self.write_document(&mut out, value)?;
+        out.spill(0)
+    }
+
+    fn write_document<N: Node>(&self, out: &mut Out<'_>, value: &N) -> io::Result<()> {
+        self.write(out, value, 0)?;
+        if self.final_newline {
+            out.text.push_str(self.newline);
+        }
+        Ok(())
+    }
+
+    fn write<N: Node>(&self, out: &mut Out<'_>, value: &N, level: usize) -> io::Result<()> {
+        let text = &mut out.text;
         match value.view() {
-            View::Null => out.push_str("null"),
-            View::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-            View::Number(n) => self.write_number(out, &n),
-            View::String(s) => write_string(out, &s),
+            View::Null => text.push_str("null"),
+            View::Bool(b) => text.push_str(if b { "true" } else { "false" }),
+            View::Number(n) => self.write_number(text, &n),
+            View::String(s) => write_string(text, &s),
             View::Array(items) => {
                 if items.is_empty() {
-                    out.push_str("[]");
-                    return;
+                    text.push_str("[]");
+                    return Ok(());
                 }
-                out.push('[');
+                text.push('[');
                 for (i, item) in items.iter().enumerate() {
-                    self.separator(out, i, level + 1);
-                    self.write(out, item, level + 1);
+                    self.separator(&mut out.text, i, level + 1);
+                    self.write(out, item, level + 1)?;
+                    out.spill(SPILL_AT)?;
                 }
-                self.close(out, level);
-                out.push(']');
+                self.close(&mut out.text, level);
+                out.text.push(']');
             }
             View::Object(members) => {
                 if members.len() == 0 {
-                    out.push_str("{}");
-                    return;
+                    text.push_str("{}");
+                    return Ok(());
                 }
-                out.push('{');
+                text.push('{');
                 for (i, (key, item)) in members.enumerate() {
-                    self.separator(out, i, level + 1);
-                    write_string(out, &key);
-                    out.push(':');
+                    let text = &mut out.text;
+                    self.separator(text, i, level + 1);
+                    write_string(text, &key);
+                    text.push(':');
                     if self.colon_space {
-                        out.push(' ');
+                        text.push(' ');
                     }
-                    self.write(out, item, level + 1);
+                    self.write(out, item, level + 1)?;
+                    out.spill(SPILL_AT)?;
                 }
-                self.close(out, level);
-                out.push('}');
+                self.close(&mut out.text, level);
+                out.text.push('}');
             }
         }
+        Ok(())
     }
 
     fn write_number(&self, out: &mut String, text: &str) {
@@ -284,6 +310,28 @@ impl Layout {
     }
 }
 
+/// Text being written, handed to the sink (if any) whenever a chunk is ready.
+struct Out<'a> {
+    text: String,
+    sink: Option<&'a mut dyn io::Write>,
+}
+
+/// The chunk size of [`Layout::render_to`].
+const SPILL_AT: usize = 1 << 16;
+
+impl Out<'_> {
+    /// Hands the text to the sink once it is at least `at` bytes long.
+    fn spill(&mut self, at: usize) -> io::Result<()> {
+        if let Some(sink) = &mut self.sink
+            && self.text.len() >= at
+        {
+            sink.write_all(self.text.as_bytes())?;
+            self.text.clear();
+        }
+        Ok(())
+    }
+}
+
 /// A JSON string literal: `"` `\` and control characters escaped, the rest as is.
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
@@ -318,7 +366,11 @@ mod tests {
 
     fn round_trip(text: &str) {
         let v: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(Layout::detect(text.as_bytes()).render(&v), text, "{text:?}");
+        let layout = Layout::detect(text.as_bytes());
+        assert_eq!(layout.render(&v), text, "{text:?}");
+        let mut streamed = Vec::new();
+        layout.render_to(&v, &mut streamed).unwrap();
+        assert_eq!(streamed, text.as_bytes(), "{text:?} streamed");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod jq_differences;
 pub mod layout;
 pub mod pointer;
 pub mod schema;
+pub mod val_read;
 
 use std::path::Path;
 
@@ -22,6 +23,12 @@ use crate::error::{Error, Result};
 /// Parses `bytes` (the contents of `origin`, a file name or `<stdin>`, `--argjson x`...)
 /// as one JSON document. Errors name `origin` with line:column.
 pub fn parse(origin: &str, bytes: &[u8]) -> Result<Value> {
+    check_start(origin, bytes)?;
+    serde_json::from_slice(bytes).map_err(|e| json_error(origin, &e))
+}
+
+/// The faults a parser would report badly: a byte order mark, and no value at all.
+pub fn check_start(origin: &str, bytes: &[u8]) -> Result<()> {
     if bytes.starts_with(b"\xEF\xBB\xBF") {
         return Err(Error::data(format!(
             "{origin}:1:1: invalid JSON: starts with a byte order mark (U+FEFF); JSON text must not (RFC 8259 §8.1)"
@@ -37,7 +44,7 @@ pub fn parse(origin: &str, bytes: &[u8]) -> Result<Value> {
             }
         )));
     }
-    serde_json::from_slice(bytes).map_err(|e| json_error(origin, &e))
+    Ok(())
 }
 
 /// `origin:line:column: invalid JSON: what`.
@@ -52,6 +59,16 @@ pub fn json_error(origin: &str, e: &serde_json::Error) -> Error {
         e.line(),
         e.column()
     ))
+}
+
+/// An error parsing a document read from `path`: a read error names the path, the
+/// rest are [`json_error`]s.
+pub fn read_error(origin: &str, path: &Path, e: serde_json::Error) -> Error {
+    if e.is_io() {
+        Error::io(path, std::io::Error::from(e))
+    } else {
+        json_error(origin, &e)
+    }
 }
 
 /// The name to show for `path` in messages.

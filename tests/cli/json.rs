@@ -223,6 +223,79 @@ fn read_and_write() {
     assert_eq!(env.read("t.txt"), "any text");
 }
 
+/// A document of `items` members in four-space indent with CRLF line ends and the
+/// number spellings serde_json would normalise; `n` is its first member.
+fn large_document(items: usize, n: u32) -> String {
+    let mut text = format!("{{\r\n    \"n\": {n},\r\n    \"items\": [");
+    for i in 0..items {
+        if i > 0 {
+            text.push(',');
+        }
+        let members = [
+            format!("\"z\": {i}"),
+            "\"a\": [\r\n                \"x\",\r\n                \"y\"\r\n            ]"
+                .to_string(),
+            format!("\"s\": \"name-{i}\""),
+            format!("\"f\": {i}.50"),
+            "\"e\": 1E+5".to_string(),
+            format!("\"big\": 1234567890123456789012{i}"),
+            "\"t\": []".to_string(),
+        ];
+        text.push_str("\r\n        {");
+        text.push_str(&members.map(|m| format!("\r\n            {m}")).join(","));
+        text.push_str("\r\n        }");
+    }
+    text.push_str("\r\n    ]\r\n}");
+    text
+}
+
+#[test]
+fn a_large_document_streamed_through_keeps_its_layout_and_numbers() {
+    // Above 4 MiB `update` parses from the file and writes the new file as it renders
+    // it; the result must be what the in-memory route gives: the same layout, key order
+    // and number spellings, the same backup, --print and no-op behaviour.
+    let env = TestEnv::new();
+    let before = large_document(22_000, 0);
+    assert!(
+        before.len() > 4 << 20,
+        "{} bytes is not large",
+        before.len()
+    );
+    let after = large_document(22_000, 1);
+    env.write("big.json", &before);
+    ok(&env, &["update", "big.json", ".n += 1", "--backup"]);
+    assert!(
+        env.read("big.json") == after,
+        "the large document changed beyond .n"
+    );
+    assert!(
+        env.read("big.json~") == before,
+        "the backup is not the old file"
+    );
+    let printed = ok(&env, &["update", "big.json", ".n -= 1", "--print"]);
+    assert!(
+        printed.trim_end() == before,
+        "--print is not the new document"
+    );
+    assert!(env.read("big.json") == before);
+    let unchanged = ok(&env, &["update", "big.json", ".", "--print"]);
+    assert!(
+        unchanged.trim_end() == before,
+        "a no-op --print is not the document"
+    );
+    // A fault far into the file is reported at its line and column; nothing is written.
+    let broken = before.replacen("\"name-21999\"", "\"name-21999\" oops", 1);
+    env.write("big.json", &broken);
+    let out = env.run(["update", "big.json", ".n += 1"]);
+    assert_eq!(code(&out), 65, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("big.json:{}:", 4 + 21_999 * 12 + 6)),
+        "no line in: {}",
+        stderr(&out)
+    );
+    assert!(env.read("big.json") == broken, "a refused update wrote");
+}
+
 #[test]
 fn numbered_backups_are_pruned() {
     let env = TestEnv::new();
