@@ -233,7 +233,8 @@ fn modify_locked<D: Doc>(
             file: f,
         }) => {
             let layout = Layout::detect(&bytes);
-            let (value, text) = if bytes.len() > STREAM_ABOVE {
+            // Only a regular file can be read a second time (a FIFO cannot).
+            let (value, text) = if bytes.len() > STREAM_ABOVE && meta.is_file() {
                 js::check_start(origin, &bytes)?;
                 drop(bytes);
                 (D::parse_file(origin, file, &f)?, OldText::InFile)

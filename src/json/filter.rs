@@ -513,9 +513,10 @@ pub(crate) fn number(text: &str) -> Option<Num> {
     if integral && let Some(n) = Num::from_str_radix(text, 10) {
         return Some(n);
     }
+    // Both spellings must match: ours (written to the file) and jaq's (`tostring`).
     if let Ok(f) = text.parse::<f64>() {
         let float = Num::Float(f);
-        if num_text(&float) == text {
+        if num_text(&float) == text && float.to_string() == text {
             return Some(float);
         }
     }

@@ -109,13 +109,6 @@ impl<'de> Visitor<'de> for ValSeed<'_> {
     fn visit_str<E>(self, s: &str) -> Result<Val, E> {
         Ok(self.0.string(s, SHARED_VALUE_LEN))
     }
-    fn visit_string<E>(self, s: String) -> Result<Val, E> {
-        if s.len() > SHARED_VALUE_LEN {
-            Ok(Val::utf8_str(s))
-        } else {
-            Ok(self.0.string(&s, SHARED_VALUE_LEN))
-        }
-    }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element_seed(ValSeed(self.0))? {
@@ -139,32 +132,77 @@ impl<'de> Visitor<'de> for ValSeed<'_> {
         // Later duplicates replace the value and keep the first position, as in
         // serde_json's map.
         let mut map = jaq_json::Map::default();
-        let mut number_text = None;
         while let Some(key) = access.next_key_seed(KeySeed(self.0))? {
-            let value = access.next_value_seed(ValSeed(self.0))?;
-            match key {
-                Key::NumberToken if map.is_empty() && number_text.is_none() => {
-                    number_text = Some(value);
-                }
-                Key::NumberToken => {
-                    map.insert(Val::utf8_str(NUMBER_TOKEN.to_string()), value);
-                }
-                Key::Plain(k) => {
-                    map.insert(k, value);
-                }
-            }
-        }
-        if let Some(value) = number_text {
-            if let (Val::TStr(text), true) = (&value, map.is_empty())
-                && let Some(num) = filter::number(&String::from_utf8_lossy(text))
-            {
-                return Ok(Val::Num(num));
-            }
-            // A real key that happens to be the token: keep it as a member, first.
-            map.insert_before(0, Val::utf8_str(NUMBER_TOKEN.to_string()), value);
+            let (key, value) = match key {
+                Key::Plain(k) => (k, access.next_value_seed(ValSeed(self.0))?),
+                Key::NumberToken => match access.next_value_seed(MarkedSeed(self.0))? {
+                    Marked::Number(text) if map.is_empty() => {
+                        return match filter::number(&text) {
+                            Some(num) => Ok(Val::Num(num)),
+                            None => Err(de::Error::custom(format!("invalid number {text}"))),
+                        };
+                    }
+                    Marked::Number(text) => (token(), Val::utf8_str(text)),
+                    Marked::Value(v) => (token(), v),
+                },
+            };
+            map.insert(key, value);
         }
         map.shrink_to_fit();
         Ok(Val::obj(map))
+    }
+}
+
+fn token() -> Val {
+    Val::utf8_str(NUMBER_TOKEN.to_string())
+}
+
+/// The value under [`NUMBER_TOKEN`]: serde_json hands its number text over as an owned
+/// `String` (`visit_string`), which it never does for a string in the document (those
+/// come borrowed), so a real key that happens to be spelled so stays a key.
+enum Marked {
+    Number(String),
+    Value(Val),
+}
+
+struct MarkedSeed<'a>(&'a Shared);
+
+impl<'de> DeserializeSeed<'de> for MarkedSeed<'_> {
+    type Value = Marked;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Marked, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MarkedSeed<'_> {
+    type Value = Marked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_string<E>(self, s: String) -> Result<Marked, E> {
+        Ok(Marked::Number(s))
+    }
+    fn visit_unit<E>(self) -> Result<Marked, E> {
+        Ok(Marked::Value(Val::Null))
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Marked, E> {
+        ValSeed(self.0).visit_bool(b).map(Marked::Value)
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Marked, E> {
+        ValSeed(self.0).visit_u64(n).map(Marked::Value)
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Marked, E> {
+        ValSeed(self.0).visit_i64(n).map(Marked::Value)
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Marked, E> {
+        ValSeed(self.0).visit_str(s).map(Marked::Value)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Marked, A::Error> {
+        ValSeed(self.0).visit_seq(seq).map(Marked::Value)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Marked, A::Error> {
+        ValSeed(self.0).visit_map(map).map(Marked::Value)
     }
 }
 
@@ -236,6 +274,7 @@ mod tests {
         for text in [
             r#"{"a": 1, "b": [true, false, null], "c": {"d": "e"}}"#,
             r#"[1.0, 1.5, -0, 0.1, 1e3, 1E+3, 2.5e-7, 12345678901234567890123, -9223372036854775809]"#,
+            r#"[2.5e+20, 2.5e20, 1E300, 1e-7, 100.0, 0.30000000000000004]"#,
             r#"{"z": 1, "a": 2, "z": 3}"#,
             r#"[["a", 1], ["a", 1.0], ["a", 1], [], [], {}, {}]"#,
             r#""\u00e9\ud83d\ude00 \"quoted\"""#,
@@ -253,8 +292,28 @@ mod tests {
             r#"{"x":1,"$serde_json::private::Number":"5"}"#,
             r#"{"$serde_json::private::Number":{}}"#,
             r#"{"$serde_json::private::Number":"not a number"}"#,
+            r#"{"$serde_json::private::Number":"5"}"#,
         ] {
             assert_eq!(Layout::compact().render(&parse(text)), text);
+        }
+        // Repeated, the last value wins, as for any key.
+        let twice = r#"{"$serde_json::private::Number":"5","$serde_json::private::Number":"6"}"#;
+        assert_eq!(
+            Layout::compact().render(&parse(twice)),
+            r#"{"$serde_json::private::Number":"6"}"#
+        );
+    }
+
+    #[test]
+    fn jaq_spells_a_number_read_as_a_float_as_it_spells_the_text() {
+        // `tostring` and friends must not change with the float shortcut.
+        for text in [
+            "2.5e+20", "1E300", "1.5", "0.1", "1.0", "-0", "2.5e20", "1e-7", "3.25",
+        ] {
+            // What serde_json hands over (it spells exponents `e+`), kept as text.
+            let read: serde_json::Number = serde_json::from_str(text).unwrap();
+            let as_text = Val::Num(jaq_json::Num::Dec(Rc::new(read.as_str().to_string())));
+            assert_eq!(parse(text).to_string(), as_text.to_string(), "{text}");
         }
     }
 
