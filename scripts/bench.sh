@@ -7,5 +7,6 @@
 # Needs python3, flock (util-linux) and jq.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-exec python3 scripts/bench.py --bin target/release/lockrun "$@"
+# The executable as it ships (scripts/build.sh: static-pie on Linux/glibc).
+bin=$(scripts/build.sh)
+exec python3 scripts/bench.py --bin "$bin" "$@"

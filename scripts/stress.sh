@@ -6,5 +6,6 @@
 # See scripts/stress.py for what is checked and how.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-exec python3 scripts/stress.py --bin target/release/lockrun "$@"
+# The executable as it ships (scripts/build.sh: static-pie on Linux/glibc).
+bin=$(scripts/build.sh)
+exec python3 scripts/stress.py --bin "$bin" "$@"
