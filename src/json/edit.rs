@@ -1,6 +1,7 @@
 //! The read-modify-write cycle every JSON writer shares: lock, read, compute, keep key
 //! order, validate, render in the file's layout, back up, replace atomically, release.
 
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
@@ -126,9 +127,8 @@ impl Doc for Value {
         js::parse(origin, bytes)
     }
     fn parse_file(origin: &str, path: &Path, file: &File) -> Result<Self> {
-        let mut de = serde_json::Deserializer::from_reader(from_start(path, file)?);
-        let value = serde::Deserialize::deserialize(&mut de).and_then(|v| de.end().map(|()| v));
-        value.map_err(|e| js::read_error(origin, path, e))
+        serde_json::from_reader(from_start(path, file)?)
+            .map_err(|e| js::read_error(origin, path, e))
     }
     fn from_value(value: Value) -> Self {
         value
@@ -271,13 +271,11 @@ fn modify_locked<D: Doc>(
     let want_text = opts.print || opts.dry_run;
     let streamed = matches!(old_text, Some(OldText::InFile));
     if !changed || opts.dry_run {
-        let text = match (changed, &old_text, &old_file) {
-            (true, _, _) => layout.render(&new),
+        let text = match (&old_text, &old_file) {
+            _ if changed => layout.render(&new),
+            (Some(OldText::InFile), _) if !want_text => String::new(),
             // Unchanged: the file's own bytes are the answer.
-            (false, Some(OldText::Held(bytes)), _) => String::from_utf8_lossy(bytes).into_owned(),
-            (false, Some(OldText::InFile), Some(f)) if want_text => {
-                String::from_utf8_lossy(&read_from_start(file, f)?).into_owned()
-            }
+            (Some(old), Some(f)) => String::from_utf8_lossy(&old.bytes(file, f)?).into_owned(),
             _ => String::new(),
         };
         let outcome = Outcome {
@@ -289,16 +287,9 @@ fn modify_locked<D: Doc>(
     }
     let real = atomic::real_target(file)?;
     atomic::remove_stale_temps(&real);
-    if let (Some(kind), Some(old_text), Some(f)) = (effective_backup(opts), &old_text, &old_file) {
-        let reread;
-        let bytes = match old_text {
-            OldText::Held(bytes) => bytes,
-            OldText::InFile => {
-                reread = read_from_start(file, f)?;
-                &reread
-            }
-        };
-        backup::save(&real, bytes, meta.as_ref(), kind, opts.backup_keep)?;
+    if let (Some(kind), Some(old), Some(f)) = (effective_backup(opts), &old_text, &old_file) {
+        let bytes = old.bytes(file, f)?;
+        backup::save(&real, &bytes, meta.as_ref(), kind, opts.backup_keep)?;
     }
     let (text, replaced) = if streamed && !want_text {
         drop(old_text);
@@ -325,15 +316,23 @@ enum OldText {
     InFile,
 }
 
-/// All of `file`, read again.
-fn read_from_start(path: &Path, file: &File) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    from_start(path, file)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    Ok(bytes)
+impl OldText {
+    /// The old text; read again from `file` (the open old file at `path`) if not held.
+    fn bytes<'a>(&'a self, path: &Path, file: &File) -> Result<Cow<'a, [u8]>> {
+        match self {
+            OldText::Held(bytes) => Ok(Cow::Borrowed(bytes)),
+            OldText::InFile => {
+                let mut bytes = Vec::new();
+                from_start(path, file)?
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| Error::io(path, e))?;
+                Ok(Cow::Owned(bytes))
+            }
+        }
+    }
 }
 
+/// `--backup-keep N` alone means numbered backups.
 pub fn effective_backup(opts: &WriteOptions) -> Option<BackupKind> {
     opts.backup
         .or(opts.backup_keep.map(|_| BackupKind::Numbered))
