@@ -5,11 +5,7 @@ use std::path::PathBuf;
 
 use crate::exit_code::ExitCode;
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Who holds a busy lock, in the words of the busy line.
-#[derive(Debug, Clone)]
-pub struct HolderSummary(pub String);
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -40,7 +36,8 @@ pub enum Error {
         target: PathBuf,
         holder: String,
         waited: String,
-        exit_code: i32,
+        /// `-E CODE` of the command that took the lock, set by the command layer.
+        conflict_code: Option<u8>,
     },
 
     #[error("lock on {target} was broken from outside while held ({detail})", target = target.display())]
@@ -68,7 +65,7 @@ pub enum Error {
         what: String,
         holder: String,
         hint: String,
-        exit_code: i32,
+        refusal: Refusal,
     },
 
     /// A lock that does not exist (any more).
@@ -76,52 +73,91 @@ pub enum Error {
     NoLock { path: PathBuf, why: String },
 }
 
+/// Why `unlock` or `release` refuses to remove a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `unlock`: the lock is alive (without --force), or held shared.
+    Alive,
+    /// `release`: the lock belongs to another process (without --force), or its owner
+    /// is gone.
+    NotOwner,
+}
+
 impl Error {
-    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,
         }
     }
 
-    pub fn usage(msg: impl Into<String>) -> Self {
+    pub(crate) fn usage(msg: impl Into<String>) -> Self {
         Error::Usage(msg.into())
     }
 
-    pub fn data(msg: impl Into<String>) -> Self {
+    pub(crate) fn data(msg: impl Into<String>) -> Self {
         Error::Data(msg.into())
     }
 
-    /// The exit code this error maps to; the only place that decides it.
-    pub fn code(&self) -> i32 {
+    /// A busy lock reports `code` (the command line's `-E`) instead of 75.
+    pub(crate) fn with_conflict_code(self, code: Option<u8>) -> Self {
         match self {
-            Error::Usage(_) => ExitCode::Usage.code(),
+            Error::Busy {
+                target,
+                holder,
+                waited,
+                conflict_code: None,
+            } => Error::Busy {
+                target,
+                holder,
+                waited,
+                conflict_code: code,
+            },
+            other => other,
+        }
+    }
+
+    /// The exit code this error maps to; the only place that decides it.
+    pub(crate) fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage(_) => ExitCode::Usage,
             Error::Io { source, .. } => io_code(source),
             Error::LockDir { .. } | Error::LockDirNotDir { .. } | Error::NotALock(_) => {
-                ExitCode::CantCreate.code()
+                ExitCode::CantCreate
             }
-            Error::Busy { exit_code, .. } => *exit_code,
-            Error::LockLost { .. } => ExitCode::Software.code(),
-            Error::Missing { .. } => ExitCode::NoInput.code(),
-            Error::Data(_) => ExitCode::DataErr.code(),
+            Error::Busy {
+                conflict_code: Some(code),
+                ..
+            } => ExitCode::Conflict(*code),
+            Error::Busy { .. } => ExitCode::TempFail,
+            Error::LockLost { .. } => ExitCode::Software,
+            Error::Missing { .. } => ExitCode::NoInput,
+            Error::Data(_) => ExitCode::DataErr,
             Error::Spawn { source, .. } => match source.kind() {
-                io::ErrorKind::NotFound => ExitCode::NotFound.code(),
-                _ => ExitCode::NotExecutable.code(),
+                io::ErrorKind::NotFound => ExitCode::NotFound,
+                _ => ExitCode::NotExecutable,
             },
-            Error::Internal(_) => ExitCode::Software.code(),
-            Error::BadLockId { .. } => ExitCode::Usage.code(),
-            Error::Refused { exit_code, .. } => *exit_code,
-            Error::NoLock { .. } => ExitCode::NoInput.code(),
+            Error::Internal(_) => ExitCode::Software,
+            Error::BadLockId { .. } => ExitCode::Usage,
+            Error::Refused {
+                refusal: Refusal::Alive,
+                ..
+            } => ExitCode::TempFail,
+            Error::Refused {
+                refusal: Refusal::NotOwner,
+                ..
+            } => ExitCode::NoPerm,
+            Error::NoLock { .. } => ExitCode::NoInput,
         }
     }
 }
 
-fn io_code(err: &io::Error) -> i32 {
+fn io_code(err: &io::Error) -> ExitCode {
     match err.kind() {
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            ExitCode::NoPerm.code()
+            ExitCode::NoPerm
         }
-        io::ErrorKind::NotFound => ExitCode::NoInput.code(),
-        _ => ExitCode::IoErr.code(),
+        io::ErrorKind::NotFound => ExitCode::NoInput,
+        _ => ExitCode::IoErr,
     }
 }

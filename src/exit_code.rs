@@ -1,52 +1,91 @@
 //! The process exit codes lockrun documents (sysexits, as flock(1) uses them).
 
-/// Every exit status lockrun itself produces. A command run by `with` passes its own
-/// status through unchanged; these are the ones lockrun adds.
+/// Every exit status lockrun produces: the documented codes of its own, the code given
+/// with `-E`, and a command's status passed through by `with`. Commands return one of
+/// these; [`crate::error::Error::exit_code`] maps every error to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitCode {
-    Success = 0,
+pub(crate) enum ExitCode {
+    Success,
     /// `status`: the lock is held by a live process.
-    Held = 1,
+    Held,
     /// Bad command line.
-    Usage = 2,
+    Usage,
     /// `status`: the lock is stale (its holder is gone).
-    Stale = 3,
+    Stale,
     /// Bad data: invalid JSON, a filter result that is not one value, a schema violation.
-    DataErr = 65,
+    DataErr,
     /// The target file does not exist.
-    NoInput = 66,
+    NoInput,
     /// A bug or an unexpected state inside lockrun.
-    Software = 70,
+    Software,
     /// The lock directory or a lock file cannot be created.
-    CantCreate = 73,
+    CantCreate,
     /// An I/O error while reading or writing.
-    IoErr = 74,
+    IoErr,
     /// The lock is busy and the wait timed out (or `-n` found it busy).
-    TempFail = 75,
+    TempFail,
     /// Permission denied.
-    NoPerm = 77,
+    NoPerm,
     /// `--max-hold` expired and the command was stopped.
-    MaxHold = 124,
+    MaxHold,
     /// The command was found but cannot be executed.
-    NotExecutable = 126,
+    NotExecutable,
     /// The command was not found.
-    NotFound = 127,
+    NotFound,
+    /// The lock is busy and `-E CODE` asked for CODE instead of 75.
+    Conflict(u8),
+    /// `with`: the command's own status (see [`ExitCode::of_command`]).
+    Command(i32),
+}
+
+/// How a command run by `with` ended, as `waitpid` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildStatus {
+    Exited(i32),
+    Signaled(i32),
 }
 
 impl ExitCode {
-    pub fn code(self) -> i32 {
-        self as i32
+    /// The process exit status.
+    pub(crate) fn code(self) -> i32 {
+        match self {
+            ExitCode::Success => 0,
+            ExitCode::Held => 1,
+            ExitCode::Usage => 2,
+            ExitCode::Stale => 3,
+            ExitCode::DataErr => 65,
+            ExitCode::NoInput => 66,
+            ExitCode::Software => 70,
+            ExitCode::CantCreate => 73,
+            ExitCode::IoErr => 74,
+            ExitCode::TempFail => 75,
+            ExitCode::NoPerm => 77,
+            ExitCode::MaxHold => 124,
+            ExitCode::NotExecutable => 126,
+            ExitCode::NotFound => 127,
+            ExitCode::Conflict(code) => i32::from(code),
+            ExitCode::Command(code) => code,
+        }
     }
 
-    /// Exit status for a child killed by `signal`, as shells report it.
-    pub fn for_signal(signal: i32) -> i32 {
-        128 + signal
+    /// The child-status rule of `with`: the command's exit status passes through; a
+    /// command killed by signal N gives 128+N, as shells report it.
+    pub(crate) fn of_command(status: ChildStatus) -> ExitCode {
+        match status {
+            ChildStatus::Exited(code) => ExitCode::Command(code),
+            ChildStatus::Signaled(signal) => ExitCode::Command(128 + signal),
+        }
+    }
+
+    /// `with`'s status when releasing the lock failed after the command ended: a failed
+    /// command's own status wins; a successful one reports the release error's code.
+    pub(crate) fn after_failed_release(self, release: ExitCode) -> ExitCode {
+        if self.code() == 0 { release } else { self }
     }
 }
 
 /// The table printed in the man page's EXIT STATUS section and the README.
-pub const DOCUMENTED: &[(&str, &str)] = &[
+pub(crate) const DOCUMENTED: &[(&str, &str)] = &[
     (
         "0",
         "success (`with`: the command succeeded; `status`: the lock is free; `unlock`: the lock is free or was removed)",

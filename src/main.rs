@@ -3,7 +3,7 @@
 //! On Unix this file defines the C `main` itself instead of a Rust `fn main`. That skips
 //! std's start-up work, which a tool started thousands of times a day pays on every run
 //! and does not need: placing a main-thread stack guard means reading and parsing
-//! /proc/self/maps, about a tenth of lockrun's start-up CPU. `sys::process_setup` does
+//! /proc/self/maps, about a tenth of lockrun's start-up CPU. `lockrun::process_setup` does
 //! the one part lockrun relies on (SIGPIPE ignored).
 #![cfg_attr(all(unix, not(test)), no_main)]
 
@@ -15,7 +15,7 @@ extern "C" fn main(
     _argc: std::ffi::c_int,
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
-    lockrun::sys::process_setup();
+    lockrun::process_setup();
     std::process::exit(lockrun::run(std::env::args_os()))
 }
 

@@ -1,5 +1,6 @@
 //! Dispatch: parse the command line, run the subcommand, and turn every error into one
-//! line on stderr and its exit code. The only place that decides how lockrun exits.
+//! line on stderr and its exit code (chosen by `Error::exit_code`). The only place that
+//! ends in a process exit status.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -39,11 +40,11 @@ where
     if cli.verbose {
         crate::trace::enable();
     }
-    match dispatch(&cli) {
-        Ok(code) => code,
+    match dispatch(&cli).map_err(|e| e.with_conflict_code(cli.command.conflict_exit_code())) {
+        Ok(code) => code.code(),
         Err(e) => {
             eprintln!("lockrun: {e}");
-            e.code()
+            e.exit_code().code()
         }
     }
 }
@@ -72,7 +73,7 @@ fn color_choice() -> clap::ColorChoice {
 }
 
 #[cfg(unix)]
-fn dispatch(cli: &Cli) -> Result<i32> {
+fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::With(args) => cmd::with::run(args, cli.quiet),
         Command::Update(args) => cmd::update::run(args, cli.quiet),
@@ -98,7 +99,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
 /// page and the completions work; everything that takes a lock says it cannot, with the
 /// internal-error status 70 (the lock engine needs flock(2) and POSIX signals).
 #[cfg(not(unix))]
-fn dispatch(cli: &Cli) -> Result<i32> {
+fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Man => man_page(),
         Command::Completions { shell } => completions(*shell),
@@ -113,22 +114,22 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     }
 }
 
-fn man_page() -> Result<i32> {
+fn man_page() -> Result<ExitCode> {
     let page = crate::man::render()
         .map_err(|e| Error::Internal(format!("rendering the man page: {e}")))?;
     write_stdout(&page)
 }
 
-fn completions(shell: clap_complete::Shell) -> Result<i32> {
+fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "lockrun", &mut out);
     write_stdout(&out)
 }
 
-fn write_stdout(bytes: &[u8]) -> Result<i32> {
+fn write_stdout(bytes: &[u8]) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(|e| Error::io("<stdout>", e))?;
-    Ok(ExitCode::Success.code())
+    Ok(ExitCode::Success)
 }

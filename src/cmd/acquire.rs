@@ -6,9 +6,9 @@ use crate::exit_code::ExitCode;
 use crate::lock::{self, Owner};
 use crate::sys;
 
-use super::introspect;
+use super::lock_report;
 
-pub fn run(args: &AcquireArgs, quiet: bool) -> Result<i32> {
+pub(crate) fn run(args: &AcquireArgs, quiet: bool) -> Result<ExitCode> {
     let owner = args.owner.unwrap_or_else(sys::parent_pid);
     if owner <= 1 {
         return Err(Error::usage(format!(
@@ -20,14 +20,14 @@ pub fn run(args: &AcquireArgs, quiet: bool) -> Result<i32> {
             "--owner {owner}: no such process on this host"
         )));
     }
-    let mut opts = super::lock_options(&args.lock, quiet);
+    let mut opts = super::options::lock_options(&args.lock, quiet);
     opts.owner = Owner::Process(owner);
     opts.command = sys::process_command(owner);
     let guard = lock::acquire(&args.file, &opts)?;
     // If the id cannot be printed nobody could release the lock: the guard's drop
     // releases it on that error.
-    introspect::write_stdout(&format!("{}\n", guard.lock_path().display()))?;
+    lock_report::write_stdout(&format!("{}\n", guard.lock_path().display()))?;
     // The lock outlives us: its liveness is the owner's PID from now on.
     guard.leak();
-    Ok(ExitCode::Success.code())
+    Ok(ExitCode::Success)
 }

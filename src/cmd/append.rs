@@ -5,13 +5,14 @@ use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
+use crate::cli::AppendArgs;
 use crate::error::{Error, Result};
-use crate::json::cli::AppendArgs;
+use crate::exit_code::ExitCode;
 use crate::json::layout::Layout;
 use crate::json::schema::Schema;
 use crate::json::{self as js, atomic};
 
-pub fn run(args: &AppendArgs, quiet: bool) -> Result<i32> {
+pub(crate) fn run(args: &AppendArgs, quiet: bool) -> Result<ExitCode> {
     let origin = js::display(&args.file);
     let value = js::parse(&format!("{origin}: JSON argument"), args.json.as_bytes())?;
     if let Some(path) = &args.schema {
@@ -20,9 +21,9 @@ pub fn run(args: &AppendArgs, quiet: bool) -> Result<i32> {
     let line = Layout::compact().render(&value);
     if args.dry_run {
         super::json_out::print_text(&line)?;
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
-    let mut opts = super::lock_options(&args.lock, quiet);
+    let mut opts = super::options::lock_options(&args.lock, quiet);
     opts.command = Some("lockrun append".into());
     let guard = crate::lock::acquire(&args.file, &opts)?;
     let result = append_line(&args.file, &line);
@@ -33,7 +34,7 @@ pub fn run(args: &AppendArgs, quiet: bool) -> Result<i32> {
             return Err(e);
         }
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 fn append_line(path: &std::path::Path, line: &str) -> Result<()> {

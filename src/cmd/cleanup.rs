@@ -10,7 +10,7 @@ use crate::exit_code::ExitCode;
 use crate::lock::dir;
 use crate::lock::inspect::{self, Entry, GarbageState, State};
 
-use super::introspect;
+use super::lock_report;
 use super::show::list_dir;
 
 /// One removal (or, with --dry-run, one that would be made).
@@ -22,9 +22,9 @@ struct Removal {
     reason: String,
 }
 
-pub fn run(args: &CleanupArgs, quiet: bool) -> Result<i32> {
-    let lock_dir = introspect::dir_to_list(&args.dir)?;
-    let judge = introspect::judge(args.dir.stale_after);
+pub(crate) fn run(args: &CleanupArgs, quiet: bool) -> Result<ExitCode> {
+    let lock_dir = lock_report::dir_to_list(&args.dir)?;
+    let judge = lock_report::judge(args.dir.stale_after);
     let mut removed = Vec::new();
     let mut failures = 0usize;
     for name in list_dir(&lock_dir)? {
@@ -76,7 +76,7 @@ pub fn run(args: &CleanupArgs, quiet: bool) -> Result<i32> {
                 })
             })
             .collect();
-        introspect::write_json(&json!({
+        lock_report::write_json(&json!({
             "lock_dir": lock_dir.to_string_lossy(),
             "dry_run": args.dry_run,
             "count": removed.len(),
@@ -105,12 +105,12 @@ pub fn run(args: &CleanupArgs, quiet: bool) -> Result<i32> {
                 lock_dir.display()
             ));
         }
-        introspect::write_stdout(&out)?;
+        lock_report::write_stdout(&out)?;
     }
     Ok(if failures > 0 {
-        ExitCode::IoErr.code()
+        ExitCode::IoErr
     } else {
-        ExitCode::Success.code()
+        ExitCode::Success
     })
 }
 
@@ -132,7 +132,7 @@ fn sweep_lock(
         return Ok(None);
     };
     let report = look.report;
-    let holder = introspect::holder(&report);
+    let holder = lock_report::holder(&report);
     let removal = Removal {
         name: String::new(),
         path: String::new(),

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::json::layout::Layout;
 
 /// Writes `text` to stdout, adding a final newline when it has none.
-pub fn print_text(text: &str) -> Result<()> {
+pub(crate) fn print_text(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut r = out.write_all(text.as_bytes());
     if r.is_ok() && !text.ends_with('\n') {
@@ -20,7 +20,7 @@ pub fn print_text(text: &str) -> Result<()> {
 
 /// A value as `read`/`get` print it: `--raw` strings bare, `--compact` on one line,
 /// else indented by two spaces.
-pub fn render_value(value: &Value, raw: bool, compact: bool) -> String {
+pub(crate) fn render_value(value: &Value, raw: bool, compact: bool) -> String {
     if raw && let Value::String(s) = value {
         return s.clone();
     }

@@ -1,42 +1,21 @@
-//! One module per subcommand; each returns the exit code to use on success.
+//! The command layer: one module per subcommand, each turning its parsed arguments
+//! (`crate::cli`) into calls on the engines (`lock`, `json`) and returning the exit
+//! code to use on success. `options` is where arguments become engine options.
 
-pub mod acquire;
-pub mod cleanup;
-mod introspect;
-pub mod release;
-pub mod show;
-pub mod status;
-pub mod unlock;
-pub mod with;
+pub(crate) mod acquire;
+pub(crate) mod cleanup;
+mod lock_report;
+mod options;
+pub(crate) mod release;
+pub(crate) mod show;
+pub(crate) mod status;
+pub(crate) mod unlock;
+pub(crate) mod with;
 
-pub mod append;
-pub mod json_out;
-pub mod patch;
-pub mod pointer;
-pub mod read;
-pub mod update;
-pub mod write;
-
-use std::time::Duration;
-
-use crate::cli::LockArgs;
-use crate::exit_code::ExitCode;
-use crate::lock::LockOptions;
-
-/// After this long a waiter says, once, what it is waiting for.
-const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
-
-/// Lock options from the command line's lock arguments.
-pub fn lock_options(args: &LockArgs, quiet: bool) -> LockOptions {
-    LockOptions {
-        timeout: args.wait(),
-        lock_dir: args.lock_dir.clone(),
-        label: args.label.clone(),
-        stale_after: args.stale_after,
-        notice_after: if quiet { None } else { Some(WAIT_NOTICE_AFTER) },
-        conflict_exit_code: args
-            .conflict_exit_code
-            .map_or(ExitCode::TempFail.code(), i32::from),
-        ..LockOptions::default()
-    }
-}
+pub(crate) mod append;
+mod json_out;
+pub(crate) mod patch;
+pub(crate) mod pointer;
+pub(crate) mod read;
+pub(crate) mod update;
+pub(crate) mod write;

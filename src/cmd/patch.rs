@@ -4,11 +4,12 @@
 use std::io::Read;
 use std::path::Path;
 
+use crate::cli::PatchArgs;
 use crate::error::{Error, Result};
-use crate::json::cli::{PatchArgs, parse_create};
+use crate::exit_code::ExitCode;
 use crate::json::{self as js, edit};
 
-pub fn run(args: &PatchArgs, quiet: bool) -> Result<i32> {
+pub(crate) fn run(args: &PatchArgs, quiet: bool) -> Result<ExitCode> {
     let (shown, bytes) = if args.patch == Path::new("-") {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -26,10 +27,13 @@ pub fn run(args: &PatchArgs, quiet: bool) -> Result<i32> {
     };
     let origin = js::display(&args.file);
     let patch_doc = js::parse(&format!("{origin}: patch {shown}"), &bytes)?;
-    let create = parse_create(&args.file, args.create.as_deref())?;
-    let mut opts = args
-        .common
-        .options(quiet, format!("lockrun patch {shown}"), create);
+    let create = super::options::parse_create(&args.file, args.create.as_deref())?;
+    let mut opts = super::options::write_options(
+        &args.common,
+        quiet,
+        format!("lockrun patch {shown}"),
+        create,
+    );
     opts.print = args.print;
     let outcome = if args.merge {
         edit::modify(&args.file, &opts, |_, doc: &serde_json::Value| {
@@ -57,5 +61,5 @@ pub fn run(args: &PatchArgs, quiet: bool) -> Result<i32> {
     if args.print || opts.dry_run {
         super::json_out::print_text(&outcome.text)?;
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }

@@ -2,11 +2,12 @@
 
 use serde_json::Value;
 
+use crate::cli::{DeleteArgs, SetArgs};
 use crate::error::{Error, Result};
-use crate::json::cli::{DeleteArgs, SetArgs, parse_create};
+use crate::exit_code::ExitCode;
 use crate::json::{edit, pointer};
 
-pub fn set(args: &SetArgs, quiet: bool) -> Result<i32> {
+pub(crate) fn set(args: &SetArgs, quiet: bool) -> Result<ExitCode> {
     let ptr = pointer::parse(&args.pointer)?;
     let value = if args.string {
         Value::String(args.value.clone())
@@ -22,10 +23,13 @@ pub fn set(args: &SetArgs, quiet: bool) -> Result<i32> {
             other => other,
         })?
     };
-    let create = parse_create(&args.file, args.create.as_deref())?;
-    let mut opts = args
-        .common
-        .options(quiet, format!("lockrun set {}", args.pointer), create);
+    let create = super::options::parse_create(&args.file, args.create.as_deref())?;
+    let mut opts = super::options::write_options(
+        &args.common,
+        quiet,
+        format!("lockrun set {}", args.pointer),
+        create,
+    );
     opts.print = args.print;
     let outcome = edit::modify(&args.file, &opts, |origin, doc: &Value| {
         let mut doc = doc.clone();
@@ -35,14 +39,17 @@ pub fn set(args: &SetArgs, quiet: bool) -> Result<i32> {
     if args.print || opts.dry_run {
         super::json_out::print_text(&outcome.text)?;
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
-pub fn delete(args: &DeleteArgs, quiet: bool) -> Result<i32> {
+pub(crate) fn delete(args: &DeleteArgs, quiet: bool) -> Result<ExitCode> {
     let ptr = pointer::parse(&args.pointer)?;
-    let mut opts = args
-        .common
-        .options(quiet, format!("lockrun delete {}", args.pointer), None);
+    let mut opts = super::options::write_options(
+        &args.common,
+        quiet,
+        format!("lockrun delete {}", args.pointer),
+        None,
+    );
     opts.print = args.print;
     let outcome = edit::modify(&args.file, &opts, |origin, doc: &Value| {
         let mut doc = doc.clone();
@@ -54,5 +61,5 @@ pub fn delete(args: &DeleteArgs, quiet: bool) -> Result<i32> {
     if args.print || opts.dry_run {
         super::json_out::print_text(&outcome.text)?;
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }

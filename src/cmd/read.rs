@@ -4,12 +4,13 @@
 use std::path::Path;
 
 use crate::cli::LockArgs;
+use crate::cli::{GetArgs, ReadArgs, ViewArgs};
 use crate::error::{Error, Result};
-use crate::json::cli::{GetArgs, ReadArgs, ViewArgs};
+use crate::exit_code::ExitCode;
 use crate::json::edit::{read_file, take_lock};
 use crate::json::{self as js, pointer};
 
-pub fn read(args: &ReadArgs, quiet: bool) -> Result<i32> {
+pub(crate) fn read(args: &ReadArgs, quiet: bool) -> Result<ExitCode> {
     run(
         &args.file,
         args.pointer.as_deref(),
@@ -19,7 +20,7 @@ pub fn read(args: &ReadArgs, quiet: bool) -> Result<i32> {
     )
 }
 
-pub fn get(args: &GetArgs, quiet: bool) -> Result<i32> {
+pub(crate) fn get(args: &GetArgs, quiet: bool) -> Result<ExitCode> {
     run(
         &args.file,
         Some(&args.pointer),
@@ -35,10 +36,10 @@ fn run(
     lock: &LockArgs,
     view: &ViewArgs,
     quiet: bool,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     let origin = js::display(file);
     let ptr = ptr.map(pointer::parse).transpose()?;
-    let mut opts = super::lock_options(lock, quiet);
+    let mut opts = super::options::lock_options(lock, quiet);
     opts.shared = true;
     opts.command = Some("lockrun read".into());
     let guard = take_lock(file, &opts, view.no_lock)?;
@@ -61,5 +62,5 @@ fn run(
         }
     };
     super::json_out::print_text(&text)?;
-    Ok(0)
+    Ok(ExitCode::Success)
 }

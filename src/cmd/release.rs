@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::ReleaseArgs;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::exit_code::ExitCode;
 use crate::lock::info::{Info, Liveness};
 use crate::lock::inspect;
@@ -14,7 +14,7 @@ use crate::sys;
 /// How long to wait for a prober that holds the lock's `info` flock for an instant.
 const FLOCK_PATIENCE: Duration = Duration::from_millis(500);
 
-pub fn run(args: &ReleaseArgs, _quiet: bool) -> Result<i32> {
+pub(crate) fn run(args: &ReleaseArgs, _quiet: bool) -> Result<ExitCode> {
     let shown = format!("{:?}", args.id);
     let refuse = |e: io::Error| match e.kind() {
         io::ErrorKind::InvalidInput => Error::BadLockId {
@@ -63,7 +63,7 @@ pub fn run(args: &ReleaseArgs, _quiet: bool) -> Result<i32> {
                 hint: format!(
                     "its owner PID {pid} is gone, so the lock was stale (free for any taker) since then; acquire and release from one shell (`lockrun unlock FILE` removes it)"
                 ),
-                exit_code: ExitCode::NoPerm.code(),
+                refusal: Refusal::NotOwner,
             });
         }
         if !args.force {
@@ -73,7 +73,7 @@ pub fn run(args: &ReleaseArgs, _quiet: bool) -> Result<i32> {
                 hint: format!(
                     "it does not belong to this shell (PID {owner}); `lockrun release --force` releases it anyway"
                 ),
-                exit_code: ExitCode::NoPerm.code(),
+                refusal: Refusal::NotOwner,
             });
         }
         let consequence = if opened.flocked {
@@ -87,7 +87,7 @@ pub fn run(args: &ReleaseArgs, _quiet: bool) -> Result<i32> {
         );
     }
     match opened.remove(".released", &id.hex) {
-        Ok(true) => Ok(ExitCode::Success.code()),
+        Ok(true) => Ok(ExitCode::Success),
         Ok(false) => Err(Error::NoLock {
             path: id.lock_path.clone(),
             why: "the lock changed while being released (broken or re-taken meanwhile); nothing removed".into(),

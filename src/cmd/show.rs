@@ -13,7 +13,7 @@ use crate::exit_code::ExitCode;
 use crate::lock::dir::Judge;
 use crate::lock::inspect::{self, Entry, GarbageState, State};
 
-use super::introspect;
+use super::lock_report;
 
 /// One line of `show`.
 struct Row {
@@ -27,9 +27,9 @@ struct Row {
     json: Map<String, Value>,
 }
 
-pub fn run(args: &ShowArgs, quiet: bool) -> Result<i32> {
-    let lock_dir = introspect::dir_to_list(&args.dir)?;
-    let judge = introspect::judge(args.dir.stale_after);
+pub(crate) fn run(args: &ShowArgs, quiet: bool) -> Result<ExitCode> {
+    let lock_dir = lock_report::dir_to_list(&args.dir)?;
+    let judge = lock_report::judge(args.dir.stale_after);
     let names = list_dir(&lock_dir)?;
     let mut rows = Vec::new();
     for name in &names {
@@ -39,7 +39,7 @@ pub fn run(args: &ShowArgs, quiet: bool) -> Result<i32> {
     }
     if args.json {
         let items: Vec<Value> = rows.into_iter().map(|r| Value::Object(r.json)).collect();
-        introspect::write_json(&Value::Array(items))?;
+        lock_report::write_json(&Value::Array(items))?;
     } else if rows.is_empty() {
         if !quiet {
             eprintln!("lockrun: no locks in {}", lock_dir.display());
@@ -49,13 +49,13 @@ pub fn run(args: &ShowArgs, quiet: bool) -> Result<i32> {
         for r in rows {
             out.push_str(&format!("{:<8} {}  {}\n", r.state, r.what, r.detail));
         }
-        introspect::write_stdout(&out)?;
+        lock_report::write_stdout(&out)?;
     }
-    Ok(ExitCode::Success.code())
+    Ok(ExitCode::Success)
 }
 
 /// The entry names of `lock_dir`, sorted; none when it does not exist.
-pub fn list_dir(lock_dir: &Path) -> Result<Vec<OsString>> {
+pub(crate) fn list_dir(lock_dir: &Path) -> Result<Vec<OsString>> {
     let rd = match fs::read_dir(lock_dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -192,7 +192,7 @@ fn lock_row(lock_dir: &Path, hex: &str, name: &str, judge: &Judge) -> Result<Opt
     json.insert("name".into(), json!(name));
     json.insert("path".into(), json!(lock_path.to_string_lossy()));
     json.insert("kind".into(), json!("lock"));
-    json.extend(introspect::report_json(&report, None));
+    json.extend(lock_report::report_json(&report, None));
     let what = report
         .info
         .as_ref()
@@ -201,23 +201,23 @@ fn lock_row(lock_dir: &Path, hex: &str, name: &str, judge: &Judge) -> Result<Opt
     let dir_held = report.info.is_some() || report.liveness == Some("creating");
     let mut detail = match report.state {
         State::Held if report.liveness == Some("readers") && !dir_held => {
-            format!("shared by {}", introspect::readers_text(&report.readers))
+            format!("shared by {}", lock_report::readers_text(&report.readers))
         }
         State::Held => format!(
             "{} [{}]",
-            introspect::holder(&report),
+            lock_report::holder(&report),
             report.liveness.unwrap_or("?")
         ),
         _ => format!(
             "{}: {}",
-            introspect::holder(&report),
+            lock_report::holder(&report),
             report.reason.as_deref().unwrap_or("holder gone")
         ),
     };
     if dir_held && report.readers.any() {
         detail.push_str(&format!(
             "; readers: {}",
-            introspect::readers_text(&report.readers)
+            lock_report::readers_text(&report.readers)
         ));
     }
     Ok(Some(Row {

@@ -8,29 +8,29 @@ use crate::exit_code::ExitCode;
 use crate::lock::LockKey;
 use crate::lock::inspect::{self, State};
 
-use super::introspect;
+use super::lock_report;
 
-pub fn run(args: &StatusArgs) -> Result<i32> {
+pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
     let key = LockKey::for_path(&args.file)?;
-    let lock_dir = introspect::lock_dir_of(&key, args.lock_dir.as_deref())?;
+    let lock_dir = lock_report::lock_dir_of(&key, args.dir.lock_dir.as_deref())?;
     let lock_path = key.lock_path(&lock_dir);
-    let look = inspect::look(&lock_path, &introspect::judge(args.stale_after))
+    let look = inspect::look(&lock_path, &lock_report::judge(args.stale_after))
         .map_err(|e| Error::io(&lock_path, e))?;
     // Let go of a dead lock's flock at once: status only looks.
     drop(look.evidence);
     let report = look.report;
     let target = key.target.to_string_lossy();
     if args.json {
-        introspect::write_json(&Value::Object(introspect::report_json(
+        lock_report::write_json(&Value::Object(lock_report::report_json(
             &report,
             Some(&target),
         )))?;
     } else {
-        introspect::write_stdout(&introspect::status_text(&report, &target))?;
+        lock_report::write_stdout(&lock_report::status_text(&report, &target))?;
     }
     Ok(match report.state {
-        State::Free => ExitCode::Success.code(),
-        State::Held => ExitCode::Held.code(),
-        State::Stale => ExitCode::Stale.code(),
+        State::Free => ExitCode::Success,
+        State::Held => ExitCode::Held,
+        State::Stale => ExitCode::Stale,
     })
 }

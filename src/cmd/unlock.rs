@@ -3,23 +3,23 @@
 use std::time::Duration;
 
 use crate::cli::UnlockArgs;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::exit_code::ExitCode;
 use crate::lock::LockKey;
 use crate::lock::dir;
 use crate::lock::inspect::{self, State};
 
-use super::introspect;
+use super::lock_report;
 
 /// Attempts before giving up on a lock that keeps changing under us.
 const ATTEMPTS: usize = 20;
 
-pub fn run(args: &UnlockArgs, quiet: bool) -> Result<i32> {
+pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
     let key = LockKey::for_path(&args.file)?;
-    let lock_dir = introspect::lock_dir_of(&key, args.lock_dir.as_deref())?;
+    let lock_dir = lock_report::lock_dir_of(&key, args.dir.lock_dir.as_deref())?;
     let lock_path = key.lock_path(&lock_dir);
     let target = key.target.display().to_string();
-    let judge = introspect::judge(args.stale_after);
+    let judge = lock_report::judge(args.stale_after);
     for _ in 0..ATTEMPTS {
         let look = inspect::look(&lock_path, &judge).map_err(|e| Error::io(&lock_path, e))?;
         let report = look.report;
@@ -28,7 +28,7 @@ pub fn run(args: &UnlockArgs, quiet: bool) -> Result<i32> {
                 if !quiet {
                     eprintln!("lockrun: {target} is not locked");
                 }
-                return Ok(ExitCode::Success.code());
+                return Ok(ExitCode::Success);
             }
             State::Stale => {
                 let Some(evidence) = look.evidence else {
@@ -39,11 +39,11 @@ pub fn run(args: &UnlockArgs, quiet: bool) -> Result<i32> {
                         if !quiet {
                             eprintln!(
                                 "lockrun: removed the stale lock on {target} of {} ({})",
-                                introspect::holder(&report),
+                                lock_report::holder(&report),
                                 report.reason.as_deref().unwrap_or("holder gone")
                             );
                         }
-                        return Ok(ExitCode::Success.code());
+                        return Ok(ExitCode::Success);
                     }
                     Ok(false) => continue,
                     Err(e) => return Err(Error::io(&lock_path, e)),
@@ -54,13 +54,13 @@ pub fn run(args: &UnlockArgs, quiet: bool) -> Result<i32> {
                 if !dir_held {
                     return Err(Error::Refused {
                         what: target,
-                        holder: introspect::readers_text(&report.readers),
+                        holder: lock_report::readers_text(&report.readers),
                         hint: "shared holds cannot be removed: they end with their processes"
                             .into(),
-                        exit_code: ExitCode::TempFail.code(),
+                        refusal: Refusal::Alive,
                     });
                 }
-                let holder = introspect::holder(&report);
+                let holder = lock_report::holder(&report);
                 let how = format!(
                     "{}: {}",
                     report.liveness.unwrap_or("alive"),
@@ -73,7 +73,7 @@ pub fn run(args: &UnlockArgs, quiet: bool) -> Result<i32> {
                         hint: format!(
                             "it is alive ({how}); `lockrun unlock --force` removes it anyway"
                         ),
-                        exit_code: ExitCode::TempFail.code(),
+                        refusal: Refusal::Alive,
                     });
                 }
                 let opened = match inspect::open_lock(&lock_path, Duration::ZERO) {
@@ -90,7 +90,7 @@ pub fn run(args: &UnlockArgs, quiet: bool) -> Result<i32> {
                     "lockrun: warning: removing the live lock on {target} held by {holder} ({how}){consequence}"
                 );
                 match opened.remove(".stale", &key.hex) {
-                    Ok(true) => return Ok(ExitCode::Success.code()),
+                    Ok(true) => return Ok(ExitCode::Success),
                     Ok(false) => continue,
                     Err(e) => return Err(Error::io(&lock_path, e)),
                 }

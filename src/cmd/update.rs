@@ -1,12 +1,13 @@
 //! `lockrun update FILE FILTER`: a jq filter (embedded jaq) applied under the lock.
 
+use crate::cli::UpdateArgs;
 use crate::error::Result;
-use crate::json::cli::{UpdateArgs, parse_create};
+use crate::exit_code::ExitCode;
 use crate::json::edit;
 use crate::json::filter::{Args, Program};
 use crate::json::{self as js};
 
-pub fn run(args: &UpdateArgs, quiet: bool) -> Result<i32> {
+pub(crate) fn run(args: &UpdateArgs, quiet: bool) -> Result<ExitCode> {
     let origin = js::display(&args.file);
     let mut named = Vec::new();
     for pair in args.arg.chunks(2) {
@@ -21,10 +22,13 @@ pub fn run(args: &UpdateArgs, quiet: bool) -> Result<i32> {
         }
     }
     let program = Program::compile(&origin, &args.filter, &Args { named })?;
-    let create = parse_create(&args.file, args.create.as_deref())?;
-    let mut opts = args
-        .common
-        .options(quiet, format!("lockrun update {}", args.filter), create);
+    let create = super::options::parse_create(&args.file, args.create.as_deref())?;
+    let mut opts = super::options::write_options(
+        &args.common,
+        quiet,
+        format!("lockrun update {}", args.filter),
+        create,
+    );
     opts.print = args.print;
     let outcome = edit::modify(&args.file, &opts, |origin, doc: &jaq_json::Val| {
         program.run_one(origin, doc)
@@ -32,5 +36,5 @@ pub fn run(args: &UpdateArgs, quiet: bool) -> Result<i32> {
     if args.print || opts.dry_run {
         super::json_out::print_text(&outcome.text)?;
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }

@@ -8,7 +8,7 @@ use crate::cli::WithArgs;
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
 use crate::lock::{self, LockGuard};
-use crate::sys::spawn::{Child, ChildStatus};
+use crate::sys::spawn::Child;
 use crate::sys::{self, SignalMask};
 use crate::trace;
 
@@ -21,8 +21,8 @@ const HANDLED: [i32; 5] = [
     libc::SIGQUIT,
 ];
 
-pub fn run(args: &WithArgs, quiet: bool) -> Result<i32> {
-    let mut opts = super::lock_options(&args.lock, quiet);
+pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
+    let mut opts = super::options::lock_options(&args.lock, quiet);
     opts.shared = args.shared;
     opts.command = Some(quote_command(&args.command));
     let mut guard = lock::acquire(&args.file, &opts)?;
@@ -61,7 +61,7 @@ pub fn run(args: &WithArgs, quiet: bool) -> Result<i32> {
         Ok(()) => Ok(code),
         Err(e) => {
             eprintln!("lockrun: {e}");
-            Ok(if code == 0 { e.code() } else { code })
+            Ok(code.after_failed_release(e.exit_code()))
         }
     }
 }
@@ -73,7 +73,7 @@ fn supervise(
     mask: &SignalMask,
     max_hold: Option<Duration>,
     kill_after: Duration,
-) -> Result<i32> {
+) -> Result<ExitCode> {
     let pid = child.id();
     let mut deadline = max_hold.map(|d| Instant::now() + d);
     let mut expired = false;
@@ -85,9 +85,9 @@ fn supervise(
         {
             trace::step(|| format!("command ended: {status:?}"));
             if expired {
-                return Ok(ExitCode::MaxHold.code());
+                return Ok(ExitCode::MaxHold);
             }
-            return Ok(exit_status_code(status));
+            return Ok(ExitCode::of_command(status));
         }
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let received = mask
@@ -125,16 +125,9 @@ fn supervise(
     }
 }
 
-fn exit_status_code(status: ChildStatus) -> i32 {
-    match status {
-        ChildStatus::Exited(code) => code,
-        ChildStatus::Signaled(signal) => ExitCode::for_signal(signal),
-    }
-}
-
 /// `-F/--exec`: the command replaces lockrun and keeps the lock's descriptors; the lock
 /// is dead (and broken by the next taker) once the command exits.
-fn exec_in_place(mut command: Command, guard: LockGuard, program: &str) -> Result<i32> {
+fn exec_in_place(mut command: Command, guard: LockGuard, program: &str) -> Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     for fd in guard.fds() {
         sys::set_inheritable(fd).map_err(|e| Error::io(guard.lock_path(), e))?;

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::json::atomic;
 
 /// The GNU backup "version control" methods lockrun supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackupKind {
     /// `FILE~`, replaced each time.
     Simple,

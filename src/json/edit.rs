@@ -41,10 +41,6 @@ pub struct Outcome {
     /// than [`STREAM_ABOVE`] bytes unless `print` or `dry_run` asked for it: such a
     /// document is streamed to the file rather than held as text.
     pub text: String,
-    /// The new content differs from the old.
-    pub changed: bool,
-    /// The file was replaced.
-    pub written: bool,
 }
 
 /// Above this size a document is not held as text while its tree exists: it is parsed
@@ -280,8 +276,6 @@ fn modify_locked<D: Doc>(
         };
         let outcome = Outcome {
             text,
-            changed,
-            written: false,
         };
         return Ok((outcome, None));
     }
@@ -304,8 +298,6 @@ fn modify_locked<D: Doc>(
     };
     let outcome = Outcome {
         text,
-        changed,
-        written: true,
     };
     Ok((outcome, Some(Pending { replaced, old_file })))
 }
@@ -360,8 +352,6 @@ pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) 
         if !changed || opts.dry_run {
             let outcome = Outcome {
                 text,
-                changed,
-                written: false,
             };
             return Ok((outcome, None));
         }
@@ -374,8 +364,6 @@ pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) 
         let replaced = atomic::replace_deferred(file, &real, data, like)?;
         let outcome = Outcome {
             text,
-            changed,
-            written: true,
         };
         let old_file = current.map(|c| c.file);
         Ok((outcome, Some(Pending { replaced, old_file })))

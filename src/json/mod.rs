@@ -2,17 +2,15 @@
 //! Pointer, JSON Patch), validate, and replace the file atomically in its own layout.
 
 #[cfg(unix)]
-pub mod atomic;
-pub mod backup;
-pub mod cli;
+pub(crate) mod atomic;
+pub(crate) mod backup;
 #[cfg(unix)]
 pub mod edit;
-pub mod filter;
-pub mod jq_differences;
-pub mod layout;
-pub mod pointer;
-pub mod schema;
-pub mod val_read;
+pub(crate) mod filter;
+pub(crate) mod layout;
+pub(crate) mod pointer;
+pub(crate) mod schema;
+pub(crate) mod val_read;
 
 use std::path::Path;
 
@@ -22,13 +20,13 @@ use crate::error::{Error, Result};
 
 /// Parses `bytes` (the contents of `origin`, a file name or `<stdin>`, `--argjson x`...)
 /// as one JSON document. Errors name `origin` with line:column.
-pub fn parse(origin: &str, bytes: &[u8]) -> Result<Value> {
+pub(crate) fn parse(origin: &str, bytes: &[u8]) -> Result<Value> {
     check_start(origin, bytes)?;
     serde_json::from_slice(bytes).map_err(|e| json_error(origin, &e))
 }
 
 /// The faults a parser would report badly: a byte order mark, and no value at all.
-pub fn check_start(origin: &str, bytes: &[u8]) -> Result<()> {
+pub(crate) fn check_start(origin: &str, bytes: &[u8]) -> Result<()> {
     if bytes.starts_with(b"\xEF\xBB\xBF") {
         return Err(Error::data(format!(
             "{origin}:1:1: invalid JSON: starts with a byte order mark (U+FEFF); JSON text must not (RFC 8259 §8.1)"
@@ -48,7 +46,7 @@ pub fn check_start(origin: &str, bytes: &[u8]) -> Result<()> {
 }
 
 /// `origin:line:column: invalid JSON: what`.
-pub fn json_error(origin: &str, e: &serde_json::Error) -> Error {
+pub(crate) fn json_error(origin: &str, e: &serde_json::Error) -> Error {
     let text = e.to_string();
     let what = match text.rfind(" at line ") {
         Some(i) => &text[..i],
@@ -63,7 +61,7 @@ pub fn json_error(origin: &str, e: &serde_json::Error) -> Error {
 
 /// An error parsing a document read from `path`: a read error names the path, the
 /// rest are [`json_error`]s.
-pub fn read_error(origin: &str, path: &Path, e: serde_json::Error) -> Error {
+pub(crate) fn read_error(origin: &str, path: &Path, e: serde_json::Error) -> Error {
     if e.is_io() {
         Error::io(path, std::io::Error::from(e))
     } else {
@@ -72,13 +70,13 @@ pub fn read_error(origin: &str, path: &Path, e: serde_json::Error) -> Error {
 }
 
 /// The name to show for `path` in messages.
-pub fn display(path: &Path) -> String {
+pub(crate) fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
 /// Equality that also sees key order and number spelling (`1.0` is not `1`): the test
 /// for "the result is the input; write nothing".
-pub fn same(a: &Value, b: &Value) -> bool {
+pub(crate) fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Null, Value::Null) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,

@@ -10,10 +10,10 @@
 //! # Ok(()) }
 //! ```
 
-pub mod dir;
-pub mod info;
-pub mod inspect;
-pub mod key;
+pub(crate) mod dir;
+pub(crate) mod info;
+pub(crate) mod inspect;
+pub(crate) mod key;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -25,11 +25,10 @@ use std::time::{Duration, Instant, SystemTime};
 use rustix::fs::{Mode as FileMode, OFlags};
 
 use crate::error::{Error, Result};
-use crate::exit_code::ExitCode;
 use crate::trace;
 use dir::{HeldDir, Judge, Probe, ReleaseError};
 use info::{Info, Liveness, Mode};
-pub use key::LockKey;
+pub(crate) use key::LockKey;
 
 /// The default wait for a busy lock.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,8 +64,6 @@ pub struct LockOptions {
     pub owner: Owner,
     /// Print one "waiting for" line on stderr after this long.
     pub notice_after: Option<Duration>,
-    /// Exit code to report for a busy lock (the CLI's `-E`).
-    pub conflict_exit_code: i32,
 }
 
 impl Default for LockOptions {
@@ -80,7 +77,6 @@ impl Default for LockOptions {
             stale_after: None,
             owner: Owner::ThisProcess,
             notice_after: None,
-            conflict_exit_code: ExitCode::TempFail.code(),
         }
     }
 }
@@ -104,14 +100,6 @@ struct ReaderGate {
 }
 
 impl LockGuard {
-    pub fn key(&self) -> &LockKey {
-        &self.key
-    }
-
-    pub fn lock_dir(&self) -> &Path {
-        &self.lock_dir
-    }
-
     /// `<lockdir>/<hex>.lock`: the lock id of `acquire`.
     pub fn lock_path(&self) -> PathBuf {
         self.key.lock_path(&self.lock_dir)
@@ -184,10 +172,6 @@ impl Drop for LockGuard {
 pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
     let key = LockKey::for_path(target)?;
     let lock_dir = key::ensure_lock_dir(&key, opts.lock_dir.as_deref())?;
-    acquire_key(key, lock_dir, opts)
-}
-
-pub fn acquire_key(key: LockKey, lock_dir: PathBuf, opts: &LockOptions) -> Result<LockGuard> {
     let started = Instant::now();
     let deadline = opts.timeout.map(|t| started + t);
     let mode = if opts.shared {
@@ -395,7 +379,7 @@ impl Waiting<'_> {
             target: self.key.target.clone(),
             holder,
             waited,
-            exit_code: self.opts.conflict_exit_code,
+            conflict_code: None,
         }
     }
 }

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
 
-use crate::cli::LockArgs;
+use super::LockArgs;
 use crate::json::backup::BackupKind;
 
 // Options of every command that replaces a JSON file (a plain comment: see LockArgs).
 #[derive(Debug, Clone, Args)]
-pub struct WriteCommon {
+pub(crate) struct WriteCommon {
     #[command(flatten)]
-    pub lock: LockArgs,
+    pub(crate) lock: LockArgs,
 
     /// Save the old file first: simple (FILE~) or numbered (FILE.~N~), GNU style.
     #[arg(
@@ -22,257 +22,238 @@ pub struct WriteCommon {
         require_equals = true,
         default_missing_value = "simple"
     )]
-    pub backup: Option<BackupKind>,
+    pub(crate) backup: Option<BackupKind>,
 
     /// Keep only the newest N numbered backups (implies --backup=numbered).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub backup_keep: Option<u64>,
+    pub(crate) backup_keep: Option<u64>,
 
     /// Refuse a result that does not validate against this JSON Schema (every
     /// violation is listed with its pointer).
     #[arg(long, value_name = "SCHEMA")]
-    pub schema: Option<PathBuf>,
+    pub(crate) schema: Option<PathBuf>,
 
     /// Compute and print the new document, but write nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct UpdateArgs {
+pub(crate) struct UpdateArgs {
     #[command(flatten)]
-    pub common: WriteCommon,
+    pub(crate) common: WriteCommon,
 
     /// Bind $NAME to the string VALUE (repeatable).
     #[arg(long = "arg", num_args = 2, value_names = ["NAME", "VALUE"], action = ArgAction::Append)]
-    pub arg: Vec<String>,
+    pub(crate) arg: Vec<String>,
 
     /// Bind $NAME to the JSON value JSON (repeatable).
     #[arg(long = "argjson", num_args = 2, value_names = ["NAME", "JSON"], action = ArgAction::Append)]
-    pub argjson: Vec<String>,
+    pub(crate) argjson: Vec<String>,
 
     /// Start from this document when FILE does not exist (default: a missing FILE is an
     /// error, exit 66).
     #[arg(long, value_name = "JSON")]
-    pub create: Option<String>,
+    pub(crate) create: Option<String>,
 
     /// Print the new document on stdout.
     #[arg(short, long)]
-    pub print: bool,
+    pub(crate) print: bool,
 
     /// The JSON file to update.
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 
     /// The jq filter; it must yield exactly one value.
     #[arg(value_name = "FILTER", allow_hyphen_values = true)]
-    pub filter: String,
+    pub(crate) filter: String,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct SetArgs {
+pub(crate) struct SetArgs {
     #[command(flatten)]
-    pub common: WriteCommon,
+    pub(crate) common: WriteCommon,
 
     /// VALUE is a plain string, not JSON.
     #[arg(long)]
-    pub string: bool,
+    pub(crate) string: bool,
 
     /// Start from this document when FILE does not exist.
     #[arg(long, value_name = "JSON")]
-    pub create: Option<String>,
+    pub(crate) create: Option<String>,
 
     /// Print the new document on stdout.
     #[arg(short, long)]
-    pub print: bool,
+    pub(crate) print: bool,
 
     /// The JSON file.
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 
     /// RFC 6901 JSON Pointer, e.g. /sessions/0/id ("-" as last token appends to an array;
     /// missing objects on the way are created).
     #[arg(value_name = "POINTER", allow_hyphen_values = true)]
-    pub pointer: String,
+    pub(crate) pointer: String,
 
     /// The value: JSON, or any text with --string.
     #[arg(value_name = "VALUE", allow_hyphen_values = true)]
-    pub value: String,
+    pub(crate) value: String,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct DeleteArgs {
+pub(crate) struct DeleteArgs {
     #[command(flatten)]
-    pub common: WriteCommon,
+    pub(crate) common: WriteCommon,
 
     /// A pointer that names nothing is not an error (nothing is written).
     #[arg(short, long)]
-    pub force: bool,
+    pub(crate) force: bool,
 
     /// Print the new document on stdout.
     #[arg(short, long)]
-    pub print: bool,
+    pub(crate) print: bool,
 
     /// The JSON file.
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 
     /// RFC 6901 JSON Pointer of the value to remove.
     #[arg(value_name = "POINTER", allow_hyphen_values = true)]
-    pub pointer: String,
+    pub(crate) pointer: String,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct PatchArgs {
+pub(crate) struct PatchArgs {
     #[command(flatten)]
-    pub common: WriteCommon,
+    pub(crate) common: WriteCommon,
 
     /// PATCH is an RFC 7396 JSON Merge Patch instead of an RFC 6902 JSON Patch.
     #[arg(long)]
-    pub merge: bool,
+    pub(crate) merge: bool,
 
     /// Start from this document when FILE does not exist.
     #[arg(long, value_name = "JSON")]
-    pub create: Option<String>,
+    pub(crate) create: Option<String>,
 
     /// Print the new document on stdout.
     #[arg(short, long)]
-    pub print: bool,
+    pub(crate) print: bool,
 
     /// The JSON file.
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 
     /// File holding the patch, or - for stdin.
     #[arg(value_name = "PATCH", allow_hyphen_values = true)]
-    pub patch: PathBuf,
+    pub(crate) patch: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct AppendArgs {
+pub(crate) struct AppendArgs {
     #[command(flatten)]
-    pub lock: LockArgs,
+    pub(crate) lock: LockArgs,
 
     /// Refuse a value that does not validate against this JSON Schema.
     #[arg(long, value_name = "SCHEMA")]
-    pub schema: Option<PathBuf>,
+    pub(crate) schema: Option<PathBuf>,
 
     /// Print the line that would be appended, but write nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 
     /// The JSON Lines file (created if missing).
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 
     /// One JSON value; it is written as one compact line.
     #[arg(value_name = "JSON", allow_hyphen_values = true)]
-    pub json: String,
+    pub(crate) json: String,
 }
 
 // How `read` and `get` print (a plain comment: see LockArgs).
 #[derive(Debug, Clone, Args)]
-pub struct ViewArgs {
+pub(crate) struct ViewArgs {
     /// Print a string result without quotes (as jq -r).
     #[arg(short, long)]
-    pub raw: bool,
+    pub(crate) raw: bool,
 
     /// Print on one line (as jq -c).
     #[arg(short, long)]
-    pub compact: bool,
+    pub(crate) compact: bool,
 
     /// Read without taking the shared lock (atomic replacement already makes a lone read
     /// consistent).
     #[arg(long)]
-    pub no_lock: bool,
+    pub(crate) no_lock: bool,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct ReadArgs {
+pub(crate) struct ReadArgs {
     #[command(flatten)]
-    pub lock: LockArgs,
+    pub(crate) lock: LockArgs,
 
     #[command(flatten)]
-    pub view: ViewArgs,
+    pub(crate) view: ViewArgs,
 
     /// The JSON file.
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 
     /// RFC 6901 JSON Pointer of the part to print (default: the whole document, as
     /// stored).
     #[arg(value_name = "POINTER", allow_hyphen_values = true)]
-    pub pointer: Option<String>,
+    pub(crate) pointer: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct GetArgs {
+pub(crate) struct GetArgs {
     #[command(flatten)]
-    pub lock: LockArgs,
+    pub(crate) lock: LockArgs,
 
     #[command(flatten)]
-    pub view: ViewArgs,
+    pub(crate) view: ViewArgs,
 
     /// The JSON file.
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 
     /// RFC 6901 JSON Pointer, e.g. /sessions/0/id.
     #[arg(value_name = "POINTER", allow_hyphen_values = true)]
-    pub pointer: String,
+    pub(crate) pointer: String,
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct WriteArgs {
+pub(crate) struct WriteArgs {
     #[command(flatten)]
-    pub common: WriteCommon,
+    pub(crate) common: WriteCommon,
 
     /// Refuse data that is not one JSON document.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// Write without taking the lock.
     #[arg(long)]
-    pub no_lock: bool,
+    pub(crate) no_lock: bool,
 
     /// The file to replace with stdin.
     #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
 }
 
-#[cfg(unix)]
-impl WriteCommon {
-    /// The write options these arguments ask for (`create`: the parsed `--create`).
-    pub fn options(
-        &self,
-        quiet: bool,
-        command: String,
-        create: Option<serde_json::Value>,
-    ) -> crate::json::edit::WriteOptions {
-        let mut lock = crate::cmd::lock_options(&self.lock, quiet);
-        lock.command = Some(command);
-        crate::json::edit::WriteOptions {
-            lock,
-            no_lock: false,
-            backup: self.backup,
-            backup_keep: self
-                .backup_keep
-                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            schema: self.schema.clone(),
-            dry_run: self.dry_run,
-            print: false,
-            create,
-        }
+/// `--backup[=CONTROL]`'s values: the engine's backup kinds, named for the command line
+/// here so that `json/` knows nothing of clap.
+impl clap::ValueEnum for BackupKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[BackupKind::Simple, BackupKind::Numbered]
     }
-}
 
-/// Parses `--create JSON`.
-pub fn parse_create(
-    file: &std::path::Path,
-    create: Option<&str>,
-) -> crate::error::Result<Option<serde_json::Value>> {
-    let origin = format!("{}: --create", file.display());
-    create
-        .map(|text| crate::json::parse(&origin, text.as_bytes()))
-        .transpose()
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(match self {
+            BackupKind::Simple => {
+                clap::builder::PossibleValue::new("simple").help("`FILE~`, replaced each time")
+            }
+            BackupKind::Numbered => clap::builder::PossibleValue::new("numbered")
+                .help("`FILE.~1~`, `FILE.~2~`, ... one per change"),
+        })
+    }
 }

@@ -12,12 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-/// Exit status of a finished child, as `waitpid` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildStatus {
-    Exited(i32),
-    Signaled(i32),
-}
+pub(crate) use crate::exit_code::ChildStatus;
 
 /// A child started by [`spawn`]; it must be waited for with [`Child::try_wait`].
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use crate::lock::inspect::{LockReport, Readers, State};
 
 /// FILE's lock directory (--lock-dir / LOCKRUN_DIR as `chosen`, else `.locks` beside
 /// it), made absolute but not created: looking must not change anything.
-pub fn lock_dir_of(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn lock_dir_of(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> {
     match chosen {
         Some(dir) => absolute(dir),
         None => absolute(&key.default_lock_dir()),
@@ -24,8 +24,8 @@ pub fn lock_dir_of(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> {
 
 /// The directory `show` and `cleanup` look at: --lock-dir DIR, else LOCKRUN_DIR (both
 /// in `lock_dir`), else FILE's lock directory, else `.locks` in the current directory.
-pub fn dir_to_list(args: &DirArgs) -> Result<PathBuf> {
-    if let Some(dir) = &args.lock_dir {
+pub(crate) fn dir_to_list(args: &DirArgs) -> Result<PathBuf> {
+    if let Some(dir) = &args.dir.lock_dir {
         return absolute(dir);
     }
     if let Some(file) = &args.file {
@@ -50,12 +50,12 @@ fn absolute(dir: &Path) -> Result<PathBuf> {
     }
 }
 
-pub fn judge(stale_after: Option<std::time::Duration>) -> Judge {
+pub(crate) fn judge(stale_after: Option<std::time::Duration>) -> Judge {
     Judge { stale_after }
 }
 
 /// "mcp-server (PID 12345 on myhost, 'node server.js', held 2.1s)", or what is known.
-pub fn holder(report: &LockReport) -> String {
+pub(crate) fn holder(report: &LockReport) -> String {
     match &report.info {
         Some(info) if info.pid.is_some() => info.describe(report.since),
         _ => {
@@ -69,7 +69,7 @@ pub fn holder(report: &LockReport) -> String {
     }
 }
 
-pub fn readers_text(readers: &Readers) -> String {
+pub(crate) fn readers_text(readers: &Readers) -> String {
     if readers.pids.is_empty() {
         return "shared holders (the OS cannot tell which)".into();
     }
@@ -78,7 +78,7 @@ pub fn readers_text(readers: &Readers) -> String {
 }
 
 /// The fields of `status --json` (and of each lock in `show --json`).
-pub fn report_json(report: &LockReport, target: Option<&str>) -> Map<String, Value> {
+pub(crate) fn report_json(report: &LockReport, target: Option<&str>) -> Map<String, Value> {
     let info = report.info.as_ref();
     let held_secs = report
         .since
@@ -109,7 +109,7 @@ pub fn report_json(report: &LockReport, target: Option<&str>) -> Map<String, Val
 }
 
 /// `status`'s text: one headline, then the facts, indented.
-pub fn status_text(report: &LockReport, target: &str) -> String {
+pub(crate) fn status_text(report: &LockReport, target: &str) -> String {
     let mut out = String::new();
     let dir_held = report.info.is_some() || report.liveness == Some("creating");
     match report.state {
@@ -151,14 +151,14 @@ pub fn status_text(report: &LockReport, target: &str) -> String {
     out
 }
 
-pub fn write_stdout(text: &str) -> Result<()> {
+pub(crate) fn write_stdout(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| Error::io("<stdout>", e))
 }
 
-pub fn write_json(value: &Value) -> Result<()> {
+pub(crate) fn write_json(value: &Value) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Internal(format!("rendering JSON: {e}")))?;
     text.push('\n');

@@ -1,13 +1,18 @@
 //! The command line, as clap sees it. Doc comments here are the `--help` text and the
 //! man page.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand};
+mod jq_help;
+mod json;
+mod lock;
+mod lock_admin;
+mod with;
 
-mod introspect;
-pub use introspect::*;
+pub(crate) use json::*;
+pub(crate) use lock::*;
+pub(crate) use lock_admin::*;
+pub(crate) use with::*;
 
 /// Run commands under a cross-process file lock, and update JSON files atomically.
 ///
@@ -21,24 +26,24 @@ pub use introspect::*;
     propagate_version = true,
     max_term_width = 100
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Trace every lock step (probe, break, wait, release) with timings on stderr.
     #[arg(short, long, global = true, env = "LOCKRUN_DEBUG", value_parser = clap::builder::FalseyValueParser::new())]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
 
     /// Print nothing but errors (no "waiting for" line).
     #[arg(short, long, global = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 // A subcommand's arguments are built only when it is the one invoked: building them all
 // was a fifth of lockrun's start-up CPU.
 #[command(defer = true)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a command while holding FILE's lock.
     ///
     /// The command runs as a child; lockrun waits for it, releases the lock and exits
@@ -52,40 +57,40 @@ pub enum Command {
     With(WithArgs),
 
     #[command(
-        long_about = crate::json::jq_differences::UPDATE_LONG_ABOUT,
+        long_about = jq_help::UPDATE_LONG_ABOUT,
         after_help = "Examples:\n  lockrun update memory.json '.sessions += [$s]' --argjson s '{\"id\":\"x\"}' --backup\n  lockrun update -n -E 0 memory.json '.hits += 1'   # a hook that must never wait\n  lockrun update --create '{}' state.json '.last = $t' --arg t \"$(date -u +%FT%TZ)\""
     )]
     /// Apply a jq filter to a JSON file under its lock and replace the file atomically.
-    Update(crate::json::cli::UpdateArgs),
+    Update(UpdateArgs),
 
     /// Set the value at a JSON Pointer (RFC 6901) under the lock.
-    Set(crate::json::cli::SetArgs),
+    Set(SetArgs),
 
     /// Print the value at a JSON Pointer (RFC 6901), under a shared lock.
-    Get(crate::json::cli::GetArgs),
+    Get(GetArgs),
 
     /// Remove the value at a JSON Pointer (RFC 6901) under the lock.
-    Delete(crate::json::cli::DeleteArgs),
+    Delete(DeleteArgs),
 
     /// Apply an RFC 6902 JSON Patch (all or nothing) or, with --merge, an RFC 7396 merge
     /// patch, under the lock.
-    Patch(crate::json::cli::PatchArgs),
+    Patch(PatchArgs),
 
     /// Append one JSON value as one compact line to a JSON Lines file, under the lock.
-    Append(crate::json::cli::AppendArgs),
+    Append(AppendArgs),
 
     /// Print a JSON file, or the value at a JSON Pointer, under a shared lock.
     ///
     /// Without POINTER, --raw or --compact the file is printed as stored (after checking
     /// that it is valid JSON).
-    Read(crate::json::cli::ReadArgs),
+    Read(ReadArgs),
 
     /// Replace a file with stdin atomically, under the lock.
     ///
     /// The data is written to a temp file beside the target, synced and renamed over
     /// it: readers see the old or the new content, never a mix. The old file's mode and
     /// owner are kept; a symlinked target stays a symlink.
-    Write(crate::json::cli::WriteArgs),
+    Write(WriteArgs),
 
     /// Print the man page (roff) on stdout.
     #[command(hide = true)]
@@ -195,115 +200,28 @@ pub enum Command {
     Release(ReleaseArgs),
 }
 
-// Options of every command that takes a lock. (A plain comment: with deferred
-// subcommands, a flattened struct's doc comment would replace the subcommand's about.)
-#[derive(Debug, Clone, Args)]
-pub struct LockArgs {
-    /// Directory that holds the locks [default: .locks beside FILE].
-    #[arg(long, value_name = "DIR", env = "LOCKRUN_DIR")]
-    pub lock_dir: Option<PathBuf>,
-
-    /// Wait at most SECS for a busy lock (fractions allowed; "inf" waits forever).
-    #[arg(
-        short = 'w',
-        long = "timeout",
-        value_name = "SECS",
-        env = "LOCKRUN_TIMEOUT",
-        default_value = "30",
-        value_parser = parse_timeout,
-    )]
-    pub timeout: Timeout,
-
-    /// Do not wait: fail at once if the lock is busy (same as -w 0).
-    #[arg(short = 'n', long = "nonblock")]
-    pub nonblock: bool,
-
-    /// Exit with CODE instead of 75 when the lock is busy (hooks use -n -E 0).
-    #[arg(short = 'E', long = "conflict-exit-code", value_name = "CODE", value_parser = clap::value_parser!(u8))]
-    pub conflict_exit_code: Option<u8>,
-
-    /// Name recorded in the lock and shown to whoever finds it busy (e.g. mcp-server).
-    #[arg(long, value_name = "NAME")]
-    pub label: Option<String>,
-
-    /// Treat a lock held from another host as dead after SECS (default: never).
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
-    pub stale_after: Option<std::time::Duration>,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct WithArgs {
-    #[command(flatten)]
-    pub lock: LockArgs,
-
-    /// Take a shared lock: shared holders run together, exclusive ones wait for them.
-    #[arg(short, long)]
-    pub shared: bool,
-
-    /// Pass the lock's descriptor to the command (the command and anything it starts
-    /// keep the lock alive), as flock(1) does by default.
-    #[arg(long, conflicts_with = "exec")]
-    pub inherit: bool,
-
-    /// Replace lockrun with the command (no fork); the lock ends when the command exits.
-    #[arg(short = 'F', long = "exec", conflicts_with = "max_hold")]
-    pub exec: bool,
-
-    /// Stop the command with SIGTERM after SECS (then SIGKILL after --kill-after); exit 124.
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
-    pub max_hold: Option<std::time::Duration>,
-
-    /// With --max-hold: how long to wait after SIGTERM before SIGKILL.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
-    pub kill_after: std::time::Duration,
-
-    /// The file whose lock to take (it need not exist).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-
-    /// The command to run, and its arguments.
-    #[arg(
-        value_name = "COMMAND",
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    pub command: Vec<OsString>,
-}
-
-/// A wait limit: `None` waits forever.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Timeout(pub Option<std::time::Duration>);
-
-fn parse_timeout(text: &str) -> Result<Timeout, String> {
-    let t = text.trim();
-    if t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity") {
-        return Ok(Timeout(None));
-    }
-    parse_seconds(t).map(|d| Timeout(Some(d)))
-}
-
-/// Seconds as a non-negative decimal number: "5", "0.3", "1e-3".
-pub fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!(
-            "'{text}' is not a non-negative, finite number of seconds"
-        ));
-    }
-    std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("'{text}': {e}"))
-}
-
-impl LockArgs {
-    /// The effective wait: -n wins over -w.
-    pub fn wait(&self) -> Option<std::time::Duration> {
-        if self.nonblock {
-            Some(std::time::Duration::ZERO)
-        } else {
-            self.timeout.0
-        }
+impl Command {
+    /// The `-E CODE` of a command that takes a lock.
+    pub(crate) fn conflict_exit_code(&self) -> Option<u8> {
+        let lock = match self {
+            Command::With(a) => &a.lock,
+            Command::Update(a) => &a.common.lock,
+            Command::Set(a) => &a.common.lock,
+            Command::Delete(a) => &a.common.lock,
+            Command::Patch(a) => &a.common.lock,
+            Command::Write(a) => &a.common.lock,
+            Command::Append(a) => &a.lock,
+            Command::Read(a) => &a.lock,
+            Command::Get(a) => &a.lock,
+            Command::Acquire(a) => &a.lock,
+            Command::Man
+            | Command::Completions { .. }
+            | Command::Status(_)
+            | Command::Show(_)
+            | Command::Cleanup(_)
+            | Command::Unlock(_)
+            | Command::Release(_) => return None,
+        };
+        lock.conflict_exit_code
     }
 }

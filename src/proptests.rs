@@ -8,10 +8,10 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use lockrun::json::layout::{Exponent, Layout};
-use lockrun::lock::LockKey;
-use lockrun::lock::info::{Info, Liveness, Mode};
-use lockrun::lock::key::canonical_target;
+use crate::json::layout::{Exponent, Layout};
+use crate::lock::LockKey;
+use crate::lock::info::{Info, Liveness, Mode};
+use crate::lock::key::canonical_target;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -350,7 +350,7 @@ proptest! {
             // The text is the same JSON value...
             let back: Value = serde_json::from_str(&text)
                 .map_err(|e| TestCaseError::fail(format!("{layout:?}: {e}: {text:?}")))?;
-            prop_assert!(lockrun::json::same(&back, &v), "{:?}: {:?}", layout, text);
+            prop_assert!(crate::json::same(&back, &v), "{:?}: {:?}", layout, text);
             prop_assert_eq!(&back, &v);
             // ...and writing it back in the layout detected from it changes no byte.
             let again = Layout::detect(text.as_bytes()).render(&back);

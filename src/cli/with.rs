@@ -1,0 +1,48 @@
+//! Arguments of `with`, the command that runs a command under a lock.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{LockArgs, parse_seconds};
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WithArgs {
+    #[command(flatten)]
+    pub(crate) lock: LockArgs,
+
+    /// Take a shared lock: shared holders run together, exclusive ones wait for them.
+    #[arg(short, long)]
+    pub(crate) shared: bool,
+
+    /// Pass the lock's descriptor to the command (the command and anything it starts
+    /// keep the lock alive), as flock(1) does by default.
+    #[arg(long, conflicts_with = "exec")]
+    pub(crate) inherit: bool,
+
+    /// Replace lockrun with the command (no fork); the lock ends when the command exits.
+    #[arg(short = 'F', long = "exec", conflicts_with = "max_hold")]
+    pub(crate) exec: bool,
+
+    /// Stop the command with SIGTERM after SECS (then SIGKILL after --kill-after); exit 124.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub(crate) max_hold: Option<std::time::Duration>,
+
+    /// With --max-hold: how long to wait after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    pub(crate) kill_after: std::time::Duration,
+
+    /// The file whose lock to take (it need not exist).
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+
+    /// The command to run, and its arguments.
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub(crate) command: Vec<OsString>,
+}

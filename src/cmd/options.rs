@@ -1,0 +1,58 @@
+//! The translation from command-line arguments (`crate::cli`) to the engines' options:
+//! the one place where clap's types meet `lock::LockOptions` and `json::edit`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cli::{LockArgs, WriteCommon};
+use crate::error::Result;
+use crate::json::edit::WriteOptions;
+use crate::lock::LockOptions;
+
+/// After this long a waiter says, once, what it is waiting for.
+const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
+
+/// Lock options from the command line's lock arguments.
+pub(crate) fn lock_options(args: &LockArgs, quiet: bool) -> LockOptions {
+    LockOptions {
+        timeout: args.wait(),
+        lock_dir: args.dir.lock_dir.clone(),
+        label: args.label.clone(),
+        stale_after: args.stale_after,
+        notice_after: if quiet { None } else { Some(WAIT_NOTICE_AFTER) },
+        ..LockOptions::default()
+    }
+}
+
+/// The write options `args` ask for (`create`: the parsed `--create`).
+pub(crate) fn write_options(
+    args: &WriteCommon,
+    quiet: bool,
+    command: String,
+    create: Option<Value>,
+) -> WriteOptions {
+    let mut lock = lock_options(&args.lock, quiet);
+    lock.command = Some(command);
+    WriteOptions {
+        lock,
+        no_lock: false,
+        backup: args.backup,
+        backup_keep: args
+            .backup_keep
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        schema: args.schema.clone(),
+        dry_run: args.dry_run,
+        print: false,
+        create,
+    }
+}
+
+/// Parses `--create JSON`.
+pub(crate) fn parse_create(file: &Path, create: Option<&str>) -> Result<Option<Value>> {
+    let origin = format!("{}: --create", file.display());
+    create
+        .map(|text| crate::json::parse(&origin, text.as_bytes()))
+        .transpose()
+}
