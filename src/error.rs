@@ -154,9 +154,7 @@ impl Error {
 
 fn io_code(err: &io::Error) -> ExitCode {
     match err.kind() {
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            ExitCode::NoPerm
-        }
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => ExitCode::NoPerm,
         io::ErrorKind::NotFound => ExitCode::NoInput,
         _ => ExitCode::IoErr,
     }

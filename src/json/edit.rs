@@ -274,9 +274,7 @@ fn modify_locked<D: Doc>(
             (Some(old), Some(f)) => String::from_utf8_lossy(&old.bytes(file, f)?).into_owned(),
             _ => String::new(),
         };
-        let outcome = Outcome {
-            text,
-        };
+        let outcome = Outcome { text };
         return Ok((outcome, None));
     }
     let real = atomic::real_target(file)?;
@@ -296,9 +294,7 @@ fn modify_locked<D: Doc>(
         let replaced = atomic::replace_deferred(file, &real, text.as_bytes(), meta.as_ref())?;
         (text, replaced)
     };
-    let outcome = Outcome {
-        text,
-    };
+    let outcome = Outcome { text };
     Ok((outcome, Some(Pending { replaced, old_file })))
 }
 
@@ -350,9 +346,7 @@ pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) 
         let changed = current.as_ref().is_none_or(|c| c.bytes != data);
         let text = String::from_utf8_lossy(data).into_owned();
         if !changed || opts.dry_run {
-            let outcome = Outcome {
-                text,
-            };
+            let outcome = Outcome { text };
             return Ok((outcome, None));
         }
         let real = atomic::real_target(file)?;
@@ -362,9 +356,7 @@ pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) 
         }
         let like = current.as_ref().map(|c| &c.meta);
         let replaced = atomic::replace_deferred(file, &real, data, like)?;
-        let outcome = Outcome {
-            text,
-        };
+        let outcome = Outcome { text };
         let old_file = current.map(|c| c.file);
         Ok((outcome, Some(Pending { replaced, old_file })))
     })();

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use crate::testenv::{
-    PATIENCE, TestEnv, bash_lock, code, go, here, hold, lock_path_of, sh, stderr, stdout,
-    wait_output, wait_until,
+    PATIENCE, TestEnv, bash_lock, code, go, here, hold, lock_path_of, sh, status_field, stderr,
+    stdout, wait_output, wait_until,
 };
 
 fn json(out: &std::process::Output) -> Value {
@@ -433,14 +433,7 @@ fn show_lists_every_lock_and_leftover() {
         (&a["kind"], &a["state"], &a["label"]),
         (&"lock".into(), &"held".into(), &"srv".into())
     );
-    assert_eq!(
-        a["target"],
-        lockrun::lock::LockKey::for_path(&env.path("a.json"))
-            .unwrap()
-            .target
-            .to_string_lossy()
-            .as_ref()
-    );
+    assert_eq!(a["target"], status_field(&env, "a.json", "target").as_str());
     let b = find(
         &lock_path_of(&env, "b.json")
             .file_name()

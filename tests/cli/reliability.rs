@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, stdout, wait_output, wait_until};
+use crate::testenv::{
+    BIN, PATIENCE, TestEnv, code, here, lock_path_of, stderr, stdout, wait_output, wait_until,
+};
 
 /// Runs a shell script in the env root with `$L` set to the lockrun binary.
 fn sh(env: &TestEnv, script: &str) -> Child {
@@ -29,11 +31,6 @@ fn sh(env: &TestEnv, script: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn lock_dir_of(env: &TestEnv, target: &str) -> PathBuf {
-    let key = lockrun::lock::LockKey::for_path(&env.path(target)).unwrap();
-    key.lock_path(&key.default_lock_dir())
 }
 
 /// Entries of a directory, sorted; empty when it does not exist.
@@ -178,22 +175,22 @@ fn ten_concurrent_breakers_of_one_stale_lock_exactly_one_wins() {
         holder.kill().unwrap();
         holder.wait().unwrap();
         fs::remove_file(env.path("held")).unwrap();
-        assert!(lock_dir_of(&env, "f").exists());
+        assert!(lock_path_of(&env, "f").exists());
         assert_eq!(count_breaks(&env, "f"), 1, "with, round {round}");
 
         // An `acquire` whose owner shell exited.
         let out = wait_output(sh(&env, r#""$L" acquire f > /dev/null; true"#), PATIENCE);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
-        assert!(lock_dir_of(&env, "f").exists());
+        assert!(lock_path_of(&env, "f").exists());
         assert_eq!(count_breaks(&env, "f"), 1, "acquire, round {round}");
 
         // A bash-script lock (no flock) of a PID that is gone.
-        let dir = lock_dir_of(&env, "f");
+        let dir = lock_path_of(&env, "f");
         fs::create_dir_all(&dir).unwrap();
         let mut dead = Command::new("true").spawn().unwrap();
         let pid = dead.id();
         dead.wait().unwrap();
-        let host = lockrun::sys::hostname();
+        let host = here();
         fs::write(
             dir.join("info"),
             format!("PID: {pid}\nACQUIRED: 2026-11-22T21:54:59Z\nHOSTNAME: {host}\n"),

@@ -162,10 +162,44 @@ pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
-/// `<root>/.locks/<hex>.lock` of `target` (relative to the env root).
+/// `<root>/.locks/<hex>.lock` of `target` (relative to the env root), as the
+/// executable names it (`status --json`).
 pub fn lock_path_of(env: &TestEnv, target: &str) -> PathBuf {
-    let key = lockrun::lock::LockKey::for_path(&env.path(target)).expect("key");
-    key.lock_path(&key.default_lock_dir())
+    PathBuf::from(status_field(env, target, "lock"))
+}
+
+/// A string field of `lockrun status --json TARGET`.
+pub fn status_field(env: &TestEnv, target: &str, field: &str) -> String {
+    let out = env.run(["status", "--json", target]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json {target}: {e}: {}", stderr(&out)));
+    json[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("status --json {target} has no string {field}: {json}"))
+        .to_string()
+}
+
+/// The start token lockrun records for process `pid` (`PID_START`), as the executable
+/// records it: from a lock taken for `pid` with `acquire --owner` in a scratch lock
+/// directory, removed again.
+pub fn start_token(env: &TestEnv, pid: u32) -> String {
+    let scratch = env.path(".start-token-locks");
+    let out = env.run([
+        "acquire".as_ref(),
+        "--lock-dir".as_ref(),
+        scratch.as_os_str(),
+        "--owner".as_ref(),
+        pid.to_string().as_ref(),
+        "start-token".as_ref(),
+    ]);
+    assert_eq!(code(&out), 0, "acquire --owner {pid}: {}", stderr(&out));
+    let id = PathBuf::from(stdout(&out).trim());
+    let info = fs::read_to_string(id.join("info")).expect("read the acquire lock's info");
+    fs::remove_dir_all(&scratch).expect("remove the scratch lock directory");
+    info.lines()
+        .find_map(|l| l.strip_prefix("PID_START: "))
+        .unwrap_or_else(|| panic!("no PID_START recorded for PID {pid}: {info}"))
+        .to_string()
 }
 
 /// Runs a shell script in the env root, `$L` being the lockrun binary.
@@ -217,5 +251,8 @@ pub fn bash_lock(env: &TestEnv, target: &str, pid: u32, host: &str) -> PathBuf {
 
 /// This host's name, as lockrun records it.
 pub fn here() -> String {
-    lockrun::sys::hostname()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }

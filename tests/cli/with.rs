@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::testenv::{
-    BIN, PATIENCE, TestEnv, bash_lock, code, go, here, hold, lock_path_of, sh, stderr, stdout,
-    wait_output, wait_until,
+    BIN, PATIENCE, TestEnv, bash_lock, code, go, here, hold, lock_path_of, sh, start_token, stderr,
+    stdout, wait_output, wait_until,
 };
 
 fn pid_alive(pid: i32) -> bool {
@@ -622,7 +622,7 @@ fn a_taker_waits_for_the_command_of_a_killed_holder_to_be_gone() {
     // Build that state by hand: a dead lockrun lock whose CHILD still runs.
     let env = TestEnv::new();
     let mut orphan = Command::new("sleep").arg("0.5").spawn().unwrap();
-    let token = lockrun::sys::process_start_token(orphan.id()).unwrap();
+    let token = start_token(&env, orphan.id());
     let mut gone = Command::new("true").spawn().unwrap();
     let dead_pid = gone.id();
     gone.wait().unwrap();
@@ -652,7 +652,7 @@ fn a_writer_waits_for_the_command_of_a_killed_shared_holder_to_be_gone() {
     // reader's command which still runs.
     let env = TestEnv::new();
     let mut orphan = Command::new("sleep").arg("0.5").spawn().unwrap();
-    let token = lockrun::sys::process_start_token(orphan.id()).unwrap();
+    let token = start_token(&env, orphan.id());
     let gate = lock_path_of(&env, "f").with_extension("rw");
     fs::create_dir_all(gate.parent().unwrap()).unwrap();
     fs::write(
