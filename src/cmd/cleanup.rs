@@ -7,8 +7,10 @@ use serde_json::{Value, json};
 use crate::cli::CleanupArgs;
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
-use crate::lock::dir;
-use crate::lock::inspect::{self, Entry, GarbageState, State};
+use crate::lock::entry::{self, Entry};
+use crate::lock::look::{self, State};
+use crate::lock::sweep::{self, GarbageState};
+use crate::lock::{dir, removal};
 
 use super::lock_report;
 use super::show::list_dir;
@@ -29,10 +31,10 @@ pub(crate) fn run(args: &CleanupArgs, quiet: bool) -> Result<ExitCode> {
     let mut failures = 0usize;
     for name in list_dir(&lock_dir)? {
         let path = lock_dir.join(&name);
-        let outcome = match inspect::classify(&name) {
+        let outcome = match entry::classify(&name) {
             Entry::Lock { hex } => sweep_lock(&lock_dir, &hex, &judge, args.dry_run),
             Entry::Garbage { kind, hex } => {
-                match inspect::sweep_garbage(&path, kind, &hex, args.dry_run) {
+                match sweep::sweep_garbage(&path, kind, &hex, args.dry_run) {
                     Ok(GarbageState::Removed(why) | GarbageState::Removable(why)) => {
                         Ok(Some(Removal {
                             name: String::new(),
@@ -122,7 +124,7 @@ fn sweep_lock(
     dry_run: bool,
 ) -> Result<Option<Removal>> {
     let lock_path = lock_dir.join(format!("{hex}.lock"));
-    let look = match inspect::look(&lock_path, judge) {
+    let look = match look::look(&lock_path, judge) {
         Ok(look) => look,
         // A symlink or a file in a lock's place: not ours to remove.
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Ok(None),
@@ -146,7 +148,7 @@ fn sweep_lock(
     if dry_run {
         return Ok(Some(removal));
     }
-    match dir::break_dead(&lock_path, evidence, lock_dir, hex) {
+    match removal::break_dead(&lock_path, evidence, lock_dir, hex) {
         Ok(true) => Ok(Some(removal)),
         // Broken or re-created by someone else meanwhile: not ours to count.
         Ok(false) => Ok(None),

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::lock::LockKey;
 use crate::lock::dir::Judge;
 use crate::lock::format_age;
-use crate::lock::inspect::{LockReport, Readers, State};
+use crate::lock::look::{Liveness, LockReport, State};
+use crate::lock::readers::Readers;
 
 /// FILE's lock directory (--lock-dir / LOCKRUN_DIR as `chosen`, else `.locks` beside
 /// it), made absolute but not created: looking must not change anything.
@@ -89,7 +90,7 @@ pub(crate) fn report_json(report: &LockReport, target: Option<&str>) -> Map<Stri
         "target": target,
         "lock": report.lock_path.to_string_lossy(),
         "state": report.state.as_str(),
-        "liveness": report.liveness,
+        "liveness": report.liveness.map(|l| l.as_str()),
         "reason": report.reason,
         "pid": info.and_then(|i| i.pid),
         "host": info.and_then(|i| i.hostname.clone()),
@@ -111,13 +112,12 @@ pub(crate) fn report_json(report: &LockReport, target: Option<&str>) -> Map<Stri
 /// `status`'s text: one headline, then the facts, indented.
 pub(crate) fn status_text(report: &LockReport, target: &str) -> String {
     let mut out = String::new();
-    let dir_held = report.info.is_some() || report.liveness == Some("creating");
     match report.state {
         State::Free => {
             out.push_str(&format!("{target}: free\n"));
             return out;
         }
-        State::Held if report.liveness == Some("readers") && !dir_held => {
+        State::Held if report.shared_only() => {
             out.push_str(&format!(
                 "{target}: held (shared) by {}\n",
                 readers_text(&report.readers)
@@ -130,7 +130,9 @@ pub(crate) fn status_text(report: &LockReport, target: &str) -> String {
         )),
     }
     let info = report.info.as_ref();
-    if report.state == State::Stale || (report.liveness == Some("readers") && dir_held) {
+    if report.state == State::Stale
+        || (report.liveness == Some(Liveness::Readers) && report.dir_held())
+    {
         out.push_str(&format!("  holder:   {}\n", holder(report)));
     }
     if let Some(mode) = info.and_then(|i| i.mode) {
@@ -142,7 +144,7 @@ pub(crate) fn status_text(report: &LockReport, target: &str) -> String {
     if report.state == State::Held
         && let (Some(how), Some(why)) = (report.liveness, report.reason.as_deref())
     {
-        out.push_str(&format!("  liveness: {how}: {why}\n"));
+        out.push_str(&format!("  liveness: {}: {why}\n", how.as_str()));
     }
     if report.readers.any() {
         out.push_str(&format!("  readers:  {}\n", readers_text(&report.readers)));

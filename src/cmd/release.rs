@@ -8,7 +8,8 @@ use crate::cli::ReleaseArgs;
 use crate::error::{Error, Refusal, Result};
 use crate::exit_code::ExitCode;
 use crate::lock::info::{Info, Liveness};
-use crate::lock::inspect;
+use crate::lock::lock_id;
+use crate::lock::removal::{self, Grave};
 use crate::sys;
 
 /// How long to wait for a prober that holds the lock's `info` flock for an instant.
@@ -27,9 +28,9 @@ pub(crate) fn run(args: &ReleaseArgs, _quiet: bool) -> Result<ExitCode> {
         },
         _ => Error::io(PathBuf::from(&args.id), e),
     };
-    let id = inspect::parse_lock_id(&args.id).map_err(refuse)?;
+    let id = lock_id::parse_lock_id(&args.id).map_err(refuse)?;
     let opened =
-        inspect::open_lock(&id.lock_path, FLOCK_PATIENCE).map_err(|e| match e.raw_os_error() {
+        removal::open_lock(&id.lock_path, FLOCK_PATIENCE).map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) | Some(libc::ENOTDIR) => Error::BadLockId {
                 id: shown.clone(),
                 why: "it is not a lock directory".into(),
@@ -86,7 +87,7 @@ pub(crate) fn run(args: &ReleaseArgs, _quiet: bool) -> Result<ExitCode> {
             id.lock_path.display()
         );
     }
-    match opened.remove(".released", &id.hex) {
+    match opened.remove(Grave::Released, &id.hex) {
         Ok(true) => Ok(ExitCode::Success),
         Ok(false) => Err(Error::NoLock {
             path: id.lock_path.clone(),

@@ -11,7 +11,9 @@ use crate::cli::ShowArgs;
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
 use crate::lock::dir::Judge;
-use crate::lock::inspect::{self, Entry, GarbageState, State};
+use crate::lock::entry::{self, Entry};
+use crate::lock::look::{self, State};
+use crate::lock::sweep::{self, GarbageState};
 
 use super::lock_report;
 
@@ -95,7 +97,7 @@ fn row_for(
             json,
         }
     };
-    match inspect::classify(name) {
+    match entry::classify(name) {
         Entry::Lock { hex } => lock_row(lock_dir, &hex, &name_text, judge),
         Entry::Gate { hex } => {
             let lock_name = OsString::from(format!("{hex}.lock"));
@@ -123,7 +125,7 @@ fn row_for(
         }
         Entry::Garbage { kind, hex } => {
             let state =
-                inspect::sweep_garbage(&path, kind, &hex, true).map_err(|e| Error::io(&path, e))?;
+                sweep::sweep_garbage(&path, kind, &hex, true).map_err(|e| Error::io(&path, e))?;
             Ok(match state {
                 GarbageState::Removable(why) | GarbageState::Removed(why) => {
                     Some(base("garbage", "garbage", why))
@@ -160,7 +162,7 @@ fn row_for(
 
 fn lock_row(lock_dir: &Path, hex: &str, name: &str, judge: &Judge) -> Result<Option<Row>> {
     let lock_path = lock_dir.join(format!("{hex}.lock"));
-    let look = match inspect::look(&lock_path, judge) {
+    let look = match look::look(&lock_path, judge) {
         Ok(look) => look,
         Err(e) => {
             // A symlink or a file where a lock should be: say so, touch nothing.
@@ -198,15 +200,14 @@ fn lock_row(lock_dir: &Path, hex: &str, name: &str, judge: &Judge) -> Result<Opt
         .as_ref()
         .and_then(|i| i.target.clone())
         .unwrap_or_else(|| name.to_string());
-    let dir_held = report.info.is_some() || report.liveness == Some("creating");
     let mut detail = match report.state {
-        State::Held if report.liveness == Some("readers") && !dir_held => {
+        State::Held if report.shared_only() => {
             format!("shared by {}", lock_report::readers_text(&report.readers))
         }
         State::Held => format!(
             "{} [{}]",
             lock_report::holder(&report),
-            report.liveness.unwrap_or("?")
+            report.liveness.map_or("?", |l| l.as_str())
         ),
         _ => format!(
             "{}: {}",
@@ -214,7 +215,7 @@ fn lock_row(lock_dir: &Path, hex: &str, name: &str, judge: &Judge) -> Result<Opt
             report.reason.as_deref().unwrap_or("holder gone")
         ),
     };
-    if dir_held && report.readers.any() {
+    if report.dir_held() && report.readers.any() {
         detail.push_str(&format!(
             "; readers: {}",
             lock_report::readers_text(&report.readers)

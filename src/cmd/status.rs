@@ -6,7 +6,7 @@ use crate::cli::StatusArgs;
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
 use crate::lock::LockKey;
-use crate::lock::inspect::{self, State};
+use crate::lock::look::{self, State};
 
 use super::lock_report;
 
@@ -14,7 +14,7 @@ pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
     let key = LockKey::for_path(&args.file)?;
     let lock_dir = lock_report::lock_dir_of(&key, args.dir.lock_dir.as_deref())?;
     let lock_path = key.lock_path(&lock_dir);
-    let look = inspect::look(&lock_path, &lock_report::judge(args.stale_after))
+    let look = look::look(&lock_path, &lock_report::judge(args.stale_after))
         .map_err(|e| Error::io(&lock_path, e))?;
     // Let go of a dead lock's flock at once: status only looks.
     drop(look.evidence);

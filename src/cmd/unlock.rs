@@ -6,8 +6,8 @@ use crate::cli::UnlockArgs;
 use crate::error::{Error, Refusal, Result};
 use crate::exit_code::ExitCode;
 use crate::lock::LockKey;
-use crate::lock::dir;
-use crate::lock::inspect::{self, State};
+use crate::lock::look::{self, State};
+use crate::lock::removal::{self, Grave};
 
 use super::lock_report;
 
@@ -21,7 +21,7 @@ pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
     let target = key.target.display().to_string();
     let judge = lock_report::judge(args.stale_after);
     for _ in 0..ATTEMPTS {
-        let look = inspect::look(&lock_path, &judge).map_err(|e| Error::io(&lock_path, e))?;
+        let look = look::look(&lock_path, &judge).map_err(|e| Error::io(&lock_path, e))?;
         let report = look.report;
         match report.state {
             State::Free => {
@@ -34,7 +34,7 @@ pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
                 let Some(evidence) = look.evidence else {
                     continue;
                 };
-                match dir::break_dead(&lock_path, evidence, &lock_dir, &key.hex) {
+                match removal::break_dead(&lock_path, evidence, &lock_dir, &key.hex) {
                     Ok(true) => {
                         if !quiet {
                             eprintln!(
@@ -50,8 +50,7 @@ pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
                 }
             }
             State::Held => {
-                let dir_held = report.info.is_some() || report.liveness == Some("creating");
-                if !dir_held {
+                if !report.dir_held() {
                     return Err(Error::Refused {
                         what: target,
                         holder: lock_report::readers_text(&report.readers),
@@ -63,7 +62,7 @@ pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
                 let holder = lock_report::holder(&report);
                 let how = format!(
                     "{}: {}",
-                    report.liveness.unwrap_or("alive"),
+                    report.liveness.map_or("alive", |l| l.as_str()),
                     report.reason.as_deref().unwrap_or("alive")
                 );
                 if !args.force {
@@ -76,7 +75,7 @@ pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
                         refusal: Refusal::Alive,
                     });
                 }
-                let opened = match inspect::open_lock(&lock_path, Duration::ZERO) {
+                let opened = match removal::open_lock(&lock_path, Duration::ZERO) {
                     Ok(o) => o,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(Error::io(&lock_path, e)),
@@ -89,7 +88,7 @@ pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
                 eprintln!(
                     "lockrun: warning: removing the live lock on {target} held by {holder} ({how}){consequence}"
                 );
-                match opened.remove(".stale", &key.hex) {
+                match opened.remove(Grave::Stale, &key.hex) {
                     Ok(true) => return Ok(ExitCode::Success),
                     Ok(false) => continue,
                     Err(e) => return Err(Error::io(&lock_path, e)),

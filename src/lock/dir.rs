@@ -1,26 +1,25 @@
-//! The directory lock of DESIGN §2: publish, probe, break, release.
+//! The directory lock of DESIGN §2: publish, probe, judge, release.
 //!
 //! `<lockdir>/<hex>.lock/` exists while the lock is held. Its `info` file carries an
 //! exclusive flock for the holder's whole life, so liveness comes from the kernel: a
 //! prober that can take that flock knows the holder is gone.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use rustix::fs::{Mode as FileMode, OFlags};
-
+use super::flock;
 use super::info::{Info, Liveness};
+use super::removal::{self, Grave, Identity, grave_path};
 use crate::sys;
 use crate::trace;
 
 /// How long a lock directory without `info` counts as "being created" (mkdir fallback
 /// and foreign scripts) before it is judged dead.
-pub const INFOLESS_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const INFOLESS_GRACE: Duration = Duration::from_secs(2);
 
 /// Set once a filesystem refused the no-replace rename: later publishes go straight to
 /// the mkdir fallback.
@@ -28,18 +27,18 @@ static NO_RENAME_NOREPLACE: AtomicBool = AtomicBool::new(false);
 
 /// A lock directory we created and hold.
 #[derive(Debug)]
-pub struct HeldDir {
-    pub lock_path: PathBuf,
-    pub lock_dir: PathBuf,
-    pub hex: String,
+pub(crate) struct HeldDir {
+    pub(crate) lock_path: PathBuf,
+    pub(crate) lock_dir: PathBuf,
+    pub(crate) hex: String,
     /// The flocked `info`; closing it is what tells everyone we are gone.
-    pub info_file: File,
-    pub nonce: String,
+    pub(crate) info_file: File,
+    pub(crate) nonce: String,
 }
 
 /// What a look at `<hex>.lock` found.
 #[derive(Debug)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// No lock directory: try to publish.
     Free,
     /// A live holder. `waiter` is its flocked `info` when it keeps one (block on it);
@@ -58,26 +57,26 @@ pub enum Probe {
 }
 
 #[derive(Debug)]
-pub enum DeadEvidence {
+pub(crate) enum DeadEvidence {
     /// We hold the flock of the dead holder's `info` (and the dir's identity).
     Info {
         file: File,
-        dir_id: (u64, u64),
+        dir_id: flock::FileId,
         /// The dead holder's command (`CHILD:` and its start token), if it named one.
         command: Option<(u32, String)>,
     },
     /// A lock directory without `info`, older than the grace period.
-    Infoless { dir_id: (u64, u64) },
+    Infoless { dir_id: flock::FileId },
 }
 
 /// Tuning that decides what counts as dead.
 #[derive(Debug, Clone, Default)]
-pub struct Judge {
+pub(crate) struct Judge {
     /// A lock from another host counts as dead after this long.
-    pub stale_after: Option<Duration>,
+    pub(crate) stale_after: Option<Duration>,
 }
 
-pub fn new_nonce() -> String {
+pub(crate) fn new_nonce() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -86,36 +85,13 @@ pub fn new_nonce() -> String {
     format!("{:x}{:x}{n:x}", sys::current_pid(), nanos)
 }
 
-pub(crate) fn open_nofollow_dir(path: &Path) -> io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(
-        rustix::fs::CWD,
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        FileMode::empty(),
-    )?)
-}
-
-pub(crate) fn open_info_in(dir: &OwnedFd) -> io::Result<File> {
-    let fd = rustix::fs::openat(
-        dir,
-        "info",
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        FileMode::empty(),
-    )?;
-    Ok(File::from(fd))
-}
-
-fn file_id(meta: &fs::Metadata) -> (u64, u64) {
-    (meta.dev(), meta.ino())
-}
-
 /// A lock directory prepared under a private name (`.tmp-<hex>-<nonce>`, its `info`
 /// complete and flocked), waiting to be renamed into place. A waiter keeps it across
 /// attempts: after a handoff several waiters race for the lock, and each loser would
 /// otherwise create and remove a directory and a file every time. Removed on drop
 /// unless published; while it exists its flocked `info` tells `cleanup` it is in use.
 #[derive(Debug)]
-pub struct Staged {
+pub(crate) struct Staged {
     path: PathBuf,
     /// `None` once published (the lock then owns it).
     info_file: Option<File>,
@@ -132,7 +108,7 @@ impl Drop for Staged {
 /// Creates the lock with its `info` already flocked and complete, or returns `None`
 /// when someone else holds `<hex>.lock`. `staged` carries the prepared directory from
 /// one attempt to the next.
-pub fn publish(
+pub(crate) fn publish(
     lock_dir: &Path,
     hex: &str,
     info: &Info,
@@ -146,7 +122,7 @@ pub fn publish(
             None => {
                 let path = lock_dir.join(format!(".tmp-{hex}-{nonce}"));
                 fs::DirBuilder::new().mode(0o755).create(&path)?;
-                let info_file = match write_locked_info(&path, info) {
+                let info_file = match flock::create_locked_info(&path, info.render().as_bytes()) {
                     Ok(f) => f,
                     Err(e) => {
                         remove_private_dir(&path);
@@ -197,7 +173,7 @@ pub fn publish(
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
         Err(e) => return Err(e),
     }
-    match write_locked_info(&lock_path, info) {
+    match flock::create_locked_info(&lock_path, info.render().as_bytes()) {
         Ok(info_file) => Ok(Some(HeldDir {
             lock_path,
             lock_dir: lock_dir.to_path_buf(),
@@ -214,29 +190,14 @@ pub fn publish(
     }
 }
 
-fn write_locked_info(dir: &Path, info: &Info) -> io::Result<File> {
-    // O_EXCL|O_NOFOLLOW: never write through a planted link.
-    let fd = rustix::fs::openat(
-        rustix::fs::CWD,
-        dir.join("info"),
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        FileMode::from_raw_mode(0o644),
-    )?;
-    let mut file = File::from(fd);
-    // Blocking: in the mkdir fallback a prober may hold it for an instant.
-    file.lock()?;
-    file.write_all(info.render().as_bytes())?;
-    Ok(file)
-}
-
 /// Best-effort removal of a directory only we know the name of.
 fn remove_private_dir(path: &Path) {
     let _ = fs::remove_dir_all(path);
 }
 
 /// Looks at `<hex>.lock` and decides whether it is free, alive or dead.
-pub fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
-    let dir = match open_nofollow_dir(lock_path) {
+pub(crate) fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
+    let dir = match flock::open_dir_nofollow(lock_path) {
         Ok(dir) => dir,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Probe::Free),
         Err(e)
@@ -252,14 +213,14 @@ pub fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
         }
         Err(e) => return Err(e),
     };
-    let dir_meta = File::from(dir.try_clone()?).metadata()?;
-    let dir_id = file_id(&dir_meta);
+    let dir_meta = flock::dir_metadata(&dir)?;
+    let dir_id = flock::file_id(&dir_meta);
     let dir_age = dir_meta
         .modified()
         .ok()
         .and_then(|t| t.elapsed().ok())
         .unwrap_or_default();
-    let file = match open_info_in(&dir) {
+    let file = match flock::open_info_in(&dir) {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(io::Error::new(
@@ -289,7 +250,7 @@ pub fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
     };
     let since = file.metadata().ok().and_then(|m| m.modified().ok());
     match try_lock_settling(&file)? {
-        Err(fs::TryLockError::WouldBlock) => {
+        false => {
             let info = Info::read_from(&file).ok();
             trace::step(|| format!("probe: held (flock busy) {}", lock_path.display()));
             Ok(Probe::Alive {
@@ -298,8 +259,7 @@ pub fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
                 waiter: Some(file),
             })
         }
-        Err(fs::TryLockError::Error(e)) => Err(e),
-        Ok(()) => {
+        true => {
             let info = Info::read_from(&file)?;
             let command = info.child.zip(info.child_start.clone());
             let verdict = judge_unlocked(&info, since, judge);
@@ -340,14 +300,13 @@ pub fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
 /// bash locks): there it is another prober, breaker or releaser passing through.
 const TRANSIENT_FLOCK_PATIENCE: Duration = Duration::from_millis(200);
 
-/// `try_lock` on a lock's `info`; when it is busy but the holder keeps no flock, retries
+/// `try_lock` on a lock's `info` (`true`: taken); when it is busy but the holder keeps no flock, retries
 /// for up to TRANSIENT_FLOCK_PATIENCE so that a passer-by is not taken for the holder.
-fn try_lock_settling(file: &File) -> io::Result<Result<(), fs::TryLockError>> {
+fn try_lock_settling(file: &File) -> io::Result<bool> {
     let deadline = std::time::Instant::now() + TRANSIENT_FLOCK_PATIENCE;
     loop {
-        match file.try_lock() {
-            Err(fs::TryLockError::WouldBlock) => {}
-            other => return Ok(other),
+        if flock::try_lock(file)? {
+            return Ok(true);
         }
         let mut reader = file;
         std::io::Seek::rewind(&mut reader)?;
@@ -355,7 +314,7 @@ fn try_lock_settling(file: &File) -> io::Result<Result<(), fs::TryLockError>> {
         std::io::Seek::rewind(&mut reader)?;
         let holder_keeps_flock = info.pid.is_none() || info.liveness == Some(Liveness::Flock);
         if holder_keeps_flock || std::time::Instant::now() >= deadline {
-            return Ok(Err(fs::TryLockError::WouldBlock));
+            return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -406,67 +365,6 @@ fn judge_unlocked(info: &Info, since: Option<SystemTime>, judge: &Judge) -> Verd
     Verdict::Alive
 }
 
-/// Removes a dead lock. Returns false when it changed under us (someone else broke or
-/// re-created it): the caller simply probes again.
-pub fn break_dead(
-    lock_path: &Path,
-    evidence: DeadEvidence,
-    lock_dir: &Path,
-    hex: &str,
-) -> io::Result<bool> {
-    let grave = lock_dir.join(format!(".stale-{hex}-{}", new_nonce()));
-    match evidence {
-        DeadEvidence::Info {
-            file,
-            dir_id,
-            command,
-        } => {
-            if let Some((pid, start)) = command {
-                wait_for_orphaned_command(pid, &start);
-            }
-            test_pause_before_break(lock_path);
-            let still_ours = same_info(lock_path, &file, Some(dir_id))?;
-            if !still_ours {
-                trace::step(|| "break: lock changed since the probe; not touching it".into());
-                return Ok(false);
-            }
-            match fs::rename(lock_path, &grave) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(e),
-            }
-            trace::step(|| format!("broke dead lock {}", lock_path.display()));
-            remove_private_dir(&grave);
-            drop(file);
-            Ok(true)
-        }
-        DeadEvidence::Infoless { dir_id } => {
-            // rmdir only: if info appeared meanwhile the dir is not empty and stays.
-            let dir = match open_nofollow_dir(lock_path) {
-                Ok(d) => d,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(e),
-            };
-            if file_id(&File::from(dir).metadata()?) != dir_id {
-                return Ok(false);
-            }
-            match fs::remove_dir(lock_path) {
-                Ok(()) => {
-                    trace::step(|| format!("removed info-less lock {}", lock_path.display()));
-                    Ok(true)
-                }
-                Err(e)
-                    if e.kind() == io::ErrorKind::NotFound
-                        || e.kind() == io::ErrorKind::DirectoryNotEmpty =>
-                {
-                    Ok(false)
-                }
-                Err(e) => Err(e),
-            }
-        }
-    }
-}
-
 /// How long a taker waits for the command of a dead `with` to be gone.
 const ORPHAN_PATIENCE: Duration = Duration::from_secs(2);
 
@@ -474,7 +372,7 @@ const ORPHAN_PATIENCE: Duration = Duration::from_secs(2);
 /// parent-death signal to its command: for that instant the command still runs. The
 /// dead holder's `info` names the command (`CHILD:`); wait until it is gone (bounded:
 /// without a parent-death signal, as on macOS, it may run on).
-pub(super) fn wait_for_orphaned_command(child: u32, start: &str) {
+pub(crate) fn wait_for_orphaned_command(child: u32, start: &str) {
     let deadline = std::time::Instant::now() + ORPHAN_PATIENCE;
     let mut waited = false;
     while sys::process_is_running(child, start) {
@@ -492,57 +390,9 @@ pub(super) fn wait_for_orphaned_command(child: u32, start: &str) {
     }
 }
 
-/// True when `<lock_path>/info` is still the very file `file` (same dev and inode, still
-/// linked), and the directory is the one probed when `dir_id` is given.
-fn same_info(lock_path: &Path, file: &File, dir_id: Option<(u64, u64)>) -> io::Result<bool> {
-    let ours = file.metadata()?;
-    if ours.nlink() == 0 {
-        return Ok(false);
-    }
-    let dir = match open_nofollow_dir(lock_path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e)
-            if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) =>
-        {
-            return Ok(false);
-        }
-        Err(e) => return Err(e),
-    };
-    if let Some(id) = dir_id
-        && file_id(&File::from(dir.try_clone()?).metadata()?) != id
-    {
-        return Ok(false);
-    }
-    let current = match open_info_in(&dir) {
-        Ok(f) => f.metadata()?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    Ok(file_id(&current) == file_id(&ours))
-}
-
-/// Test-only hook: with `LOCKRUN_TEST_BREAK_PAUSE=PATH`, a breaker that has judged a lock
-/// dead creates `PATH.paused` and waits (at most 30 s) for `PATH` to exist, so a test can
-/// re-create the lock meanwhile and check that the breaker leaves the new one alone.
-fn test_pause_before_break(lock_path: &Path) {
-    let Some(gate) = std::env::var_os("LOCKRUN_TEST_BREAK_PAUSE") else {
-        return;
-    };
-    let gate = PathBuf::from(gate);
-    let mut paused = gate.clone().into_os_string();
-    paused.push(".paused");
-    let _ = File::create(&paused);
-    trace::step(|| format!("test pause before breaking {}", lock_path.display()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !gate.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Releases a lock we hold. Errors with `LockLost` text when the lock was broken or
 /// replaced from outside meanwhile (then nothing is removed).
-pub fn release(held: HeldDir) -> Result<(), ReleaseError> {
+pub(crate) fn release(held: HeldDir) -> Result<(), ReleaseError> {
     let lost = || {
         ReleaseError::Lost(format!(
             "{} no longer holds our info file",
@@ -553,22 +403,14 @@ pub fn release(held: HeldDir) -> Result<(), ReleaseError> {
         .info_file
         .metadata()
         .map_err(|e| ReleaseError::Io(held.lock_path.clone(), e))?;
-    match fs::symlink_metadata(held.lock_path.join("info")) {
-        Ok(current) if file_id(&current) == file_id(&ours) => {}
-        Ok(_) => return Err(lost()),
-        Err(e)
-            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
-        {
-            return Err(lost());
-        }
-        Err(e) => return Err(ReleaseError::Io(held.lock_path.clone(), e)),
-    }
-    let released = held
-        .lock_dir
-        .join(format!(".released-{}-{}", held.hex, held.nonce));
-    match fs::rename(&held.lock_path, &released) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(lost()),
+    let id = Identity {
+        dir: None,
+        info: Some(flock::file_id(&ours)),
+    };
+    let grave = grave_path(&held.lock_dir, Grave::Released, &held.hex, &held.nonce);
+    match removal::bury(&held.lock_path, &id, &grave) {
+        Ok(true) => {}
+        Ok(false) => return Err(lost()),
         Err(e) => return Err(ReleaseError::Io(held.lock_path.clone(), e)),
     }
     // The lock is free from the rename on; the flock goes next, because it is what a
@@ -577,16 +419,12 @@ pub fn release(held: HeldDir) -> Result<(), ReleaseError> {
     // or somebody else's, and `cleanup` treats `.released-*` as garbage either way.
     drop(held.info_file);
     trace::step(|| format!("released {}", held.lock_path.display()));
-    // The dir holds only `info` unless someone put more there.
-    let _ = fs::remove_file(released.join("info"));
-    if fs::remove_dir(&released).is_err() {
-        remove_private_dir(&released);
-    }
+    let _ = removal::remove_grave(&grave);
     Ok(())
 }
 
 #[derive(Debug)]
-pub enum ReleaseError {
+pub(crate) enum ReleaseError {
     Lost(String),
     Io(PathBuf, io::Error),
 }

@@ -11,18 +11,21 @@
 //! ```
 
 pub(crate) mod dir;
+pub(crate) mod entry;
+mod flock;
 pub(crate) mod info;
-pub(crate) mod inspect;
 pub(crate) mod key;
+pub(crate) mod lock_id;
+pub(crate) mod look;
+pub(crate) mod readers;
+pub(crate) mod removal;
+pub(crate) mod sweep;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
-
-use rustix::fs::{Mode as FileMode, OFlags};
 
 use crate::error::{Error, Result};
 use crate::trace;
@@ -209,15 +212,14 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
     };
     let rw_path = key.rw_path(&lock_dir);
     if opts.shared {
-        let (gate, writable) = open_gate(&rw_path, true).map_err(|e| Error::io(&rw_path, e))?;
+        let (gate, writable) =
+            flock::open_gate(&rw_path, true).map_err(|e| Error::io(&rw_path, e))?;
         // No writer can hold LOCK_EX now: writers take it only while holding the dir lock.
-        match gate.try_lock() {
-            // No other reader either: the list of readers' commands can be settled.
-            Ok(()) => settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?,
-            Err(fs::TryLockError::WouldBlock) => {}
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&rw_path, e)),
+        // No other reader either: the list of readers' commands can be settled.
+        if flock::try_lock(&gate).map_err(|e| Error::io(&rw_path, e))? {
+            settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?;
         }
-        gate.lock_shared().map_err(|e| Error::io(&rw_path, e))?;
+        flock::lock_shared(&gate).map_err(|e| Error::io(&rw_path, e))?;
         guard.reader_gate = Some(ReaderGate {
             file: gate,
             writable,
@@ -228,7 +230,7 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
         }
         trace::step(|| "shared: holding LOCK_SH on the reader gate".into());
     } else {
-        match open_gate(&rw_path, false) {
+        match flock::open_gate(&rw_path, false) {
             Ok((gate, writable)) => {
                 trace::step(|| "exclusive: waiting for readers to drain".into());
                 let got = waiting.wait_on(&gate, true, "shared readers")?;
@@ -272,29 +274,6 @@ fn settle_gate(gate: &File, writable: bool) -> io::Result<()> {
         gate.set_len(0)?;
     }
     Ok(())
-}
-
-/// The reader gate `<hex>.rw` (created when `create`), opened for appending readers'
-/// commands and emptying the list when the file permits: another user's gate may be
-/// read-only to us (then `false`: it is only read).
-fn open_gate(path: &Path, create: bool) -> io::Result<(File, bool)> {
-    let mut flags = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    if create {
-        flags |= OFlags::CREATE;
-    }
-    let open = |access| {
-        rustix::fs::openat(
-            rustix::fs::CWD,
-            path,
-            flags | access,
-            FileMode::from_raw_mode(0o644),
-        )
-    };
-    match open(OFlags::RDWR | OFlags::APPEND) {
-        Ok(fd) => Ok((File::from(fd), true)),
-        Err(e) if e == rustix::io::Errno::ACCESS => Ok((File::from(open(OFlags::RDONLY)?), false)),
-        Err(e) => Err(e.into()),
-    }
 }
 
 fn build_info(key: &LockKey, opts: &LockOptions, mode: Mode) -> Info {
@@ -360,7 +339,7 @@ impl Waiting<'_> {
     fn wait_on(&mut self, file: &File, exclusive: bool, holder: &str) -> Result<bool> {
         loop {
             self.maybe_notice(holder);
-            match wait_flock(file, exclusive, self.wake_by()) {
+            match flock::wait_flock(file, exclusive, self.wake_by()) {
                 Ok(true) => return Ok(true),
                 Ok(false) if self.expired() => return Ok(false),
                 Ok(false) => continue,
@@ -381,51 +360,6 @@ impl Waiting<'_> {
             waited,
             conflict_code: None,
         }
-    }
-}
-
-/// Takes `file`'s flock, waiting at most until `until`. The flock is given back at once:
-/// the caller only wants to know that the holder let go.
-fn wait_flock(file: &File, exclusive: bool, until: Option<Instant>) -> io::Result<bool> {
-    let take = move |f: &File| if exclusive { f.lock() } else { f.lock_shared() };
-    let Some(until) = until else {
-        take(file)?;
-        file.unlock()?;
-        return Ok(true);
-    };
-    match if exclusive {
-        file.try_lock()
-    } else {
-        file.try_lock_shared()
-    } {
-        Ok(()) => {
-            file.unlock()?;
-            return Ok(true);
-        }
-        Err(fs::TryLockError::WouldBlock) => {}
-        Err(fs::TryLockError::Error(e)) => return Err(e),
-    }
-    let remaining = until.saturating_duration_since(Instant::now());
-    if remaining.is_zero() {
-        return Ok(false);
-    }
-    // flock(2) has no timeout: block in a helper thread on a duplicate of the descriptor
-    // and stop listening at the deadline. A helper that outlives us wakes when the holder
-    // lets go, and then drops its descriptor (and the flock) at once.
-    let dup = file.try_clone()?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("lockrun-wait".into())
-        .spawn(move || {
-            let result = take(&dup);
-            if result.is_ok() {
-                let _ = dup.unlock();
-            }
-            let _ = tx.send(result);
-        })?;
-    match rx.recv_timeout(remaining) {
-        Ok(result) => result.map(|()| true),
-        Err(_) => Ok(false),
     }
 }
 
@@ -470,7 +404,7 @@ fn acquire_dir(
                         .map_or_else(|| "an info-less lock".to_string(), |i| i.describe(None));
                     format!("dead lock of {who}: {reason}")
                 });
-                dir::break_dead(&lock_path, evidence, lock_dir, &key.hex)
+                removal::break_dead(&lock_path, evidence, lock_dir, &key.hex)
                     .map_err(|e| Error::io(&lock_path, e))?;
             }
             Probe::Alive {
@@ -510,7 +444,8 @@ impl Waiting<'_> {
     /// whether or not it was granted (granted means the holder let go or died).
     fn wait_on_once(&mut self, file: File, holder: &str) -> Result<bool> {
         self.maybe_notice(holder);
-        wait_flock(&file, true, self.wake_by()).map_err(|e| Error::io(self.key.target.clone(), e))
+        flock::wait_flock(&file, true, self.wake_by())
+            .map_err(|e| Error::io(self.key.target.clone(), e))
     }
 }
 
