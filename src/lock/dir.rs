@@ -37,22 +37,25 @@ pub(crate) struct HeldDir {
 }
 
 /// What a look at `<hex>.lock` found.
+/// What a look at a lock found. Generic over how a backend proves death (`E`) and what
+/// it blocks on while a holder lives (`W`); the local directory's are the defaults.
 #[derive(Debug)]
-pub(crate) enum Probe {
-    /// No lock directory: try to publish.
+pub(crate) enum Probe<E = DeadEvidence, W = File> {
+    /// No lock: try to publish.
     Free,
-    /// A live holder. `waiter` is its flocked `info` when it keeps one (block on it);
-    /// `None` means poll.
+    /// A live holder. `waiter` is something to block on until it lets go (here: its
+    /// flocked `info`, when it keeps one); `None` means poll.
     Alive {
         info: Option<Info>,
         since: Option<SystemTime>,
-        waiter: Option<File>,
+        waiter: Option<W>,
     },
-    /// Dead, with the proof; `evidence` holds the dead `info`'s flock when there is one.
+    /// Dead, with the proof; here `evidence` holds the dead `info`'s flock when there is
+    /// one.
     Dead {
         info: Option<Info>,
         reason: String,
-        evidence: DeadEvidence,
+        evidence: E,
     },
 }
 

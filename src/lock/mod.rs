@@ -10,9 +10,11 @@
 //! # Ok(()) }
 //! ```
 
+mod backend;
 pub(crate) mod dir;
 pub(crate) mod entry;
 mod flock;
+mod gate;
 pub(crate) mod info;
 pub(crate) mod key;
 pub(crate) mod lock_id;
@@ -20,18 +22,21 @@ pub(crate) mod look;
 pub(crate) mod readers;
 pub(crate) mod removal;
 pub(crate) mod sweep;
+mod wait;
 
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs::File;
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::trace;
-use dir::{HeldDir, Judge, Probe, ReleaseError};
+use backend::{Backend, LocalDir};
+use dir::{Judge, Probe, ReleaseError};
 use info::{Info, Liveness, Mode};
 pub(crate) use key::LockKey;
+use wait::Waiting;
 
 /// The default wait for a busy lock.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,7 +95,8 @@ impl Default for LockOptions {
 pub struct LockGuard {
     key: LockKey,
     lock_dir: PathBuf,
-    held: Option<HeldDir>,
+    /// The lock held in its place (today always a local directory: see `backend.rs`).
+    held: Option<<LocalDir as Backend>::Held>,
     /// `LOCK_SH` on `<hex>.rw` for a shared holder.
     reader_gate: Option<ReaderGate>,
 }
@@ -161,7 +167,7 @@ impl LockGuard {
         let Some(held) = self.held.take() else {
             return Ok(());
         };
-        dir::release(held).map_err(|e| release_error(&self.key, e))
+        LocalDir::release(held).map_err(|e| release_error(&self.key, e))
     }
 }
 
@@ -190,16 +196,16 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
             lock_dir.display()
         )
     });
-    let mut waiting = Waiting {
+    let mut waiting = Waiting::new(
         started,
         deadline,
-        notice_at: opts.notice_after.map(|d| started + d),
-        key: &key,
-        opts,
-    };
-    let held = acquire_dir(
-        &key,
-        &lock_dir,
+        opts.notice_after,
+        &key.target,
+        opts.timeout,
+    );
+    let mut place = LocalDir::new(&lock_dir, &key.hex);
+    let held = take(
+        &mut place,
         &build_info(&key, opts, mode),
         opts,
         &mut waiting,
@@ -217,7 +223,7 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
         // No writer can hold LOCK_EX now: writers take it only while holding the dir lock.
         // No other reader either: the list of readers' commands can be settled.
         if flock::try_lock(&gate).map_err(|e| Error::io(&rw_path, e))? {
-            settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?;
+            gate::settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?;
         }
         flock::lock_shared(&gate).map_err(|e| Error::io(&rw_path, e))?;
         guard.reader_gate = Some(ReaderGate {
@@ -226,7 +232,7 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
         });
         // Let other readers in; writers still wait for our LOCK_SH.
         if let Some(held) = guard.held.take() {
-            dir::release(held).map_err(|e| release_error(&key, e))?;
+            LocalDir::release(held).map_err(|e| release_error(&key, e))?;
         }
         trace::step(|| "shared: holding LOCK_SH on the reader gate".into());
     } else {
@@ -239,7 +245,7 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
                 }
                 // Every reader was gone at that instant, and none can come back while we
                 // hold the dir lock: wait for the commands killed readers left behind.
-                settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?;
+                gate::settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&rw_path, e)),
@@ -252,28 +258,6 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
         )
     });
     Ok(guard)
-}
-
-/// A shared holder's SIGKILLed lockrun drops its LOCK_SH before the kernel kills its
-/// command, so readers record their commands in the gate (`CHILD:` lines, as `with`
-/// does in `info`). Whoever finds the gate free of readers, with the dir lock held,
-/// waits for the recorded commands to be gone and then empties the list.
-fn settle_gate(gate: &File, writable: bool) -> io::Result<()> {
-    let mut text = String::new();
-    gate.take(info::MAX_INFO_BYTES * 64)
-        .read_to_string(&mut text)?;
-    if text.is_empty() {
-        return Ok(());
-    }
-    for (pid, start) in info::children(&text) {
-        if let Some(start) = start {
-            dir::wait_for_orphaned_command(pid, &start);
-        }
-    }
-    if writable {
-        gate.set_len(0)?;
-    }
-    Ok(())
 }
 
 fn build_info(key: &LockKey, opts: &LockOptions, mode: Mode) -> Info {
@@ -299,97 +283,32 @@ fn build_info(key: &LockKey, opts: &LockOptions, mode: Mode) -> Info {
     }
 }
 
-/// The state of one wait: when to give up, when to say we are waiting.
-struct Waiting<'a> {
-    started: Instant,
-    deadline: Option<Instant>,
-    notice_at: Option<Instant>,
-    key: &'a LockKey,
-    opts: &'a LockOptions,
-}
-
-impl Waiting<'_> {
-    fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
-    /// Prints the "waiting" line once, when its time has come.
-    fn maybe_notice(&mut self, holder: &str) {
-        if let Some(at) = self.notice_at
-            && Instant::now() >= at
-        {
-            eprintln!(
-                "lockrun: waiting for {}, held by {holder}",
-                self.key.target.display()
-            );
-            self.notice_at = None;
-        }
-    }
-
-    /// The next moment the wait must stop to look around.
-    fn wake_by(&self) -> Option<Instant> {
-        match (self.deadline, self.notice_at) {
-            (Some(d), Some(n)) => Some(d.min(n)),
-            (d, n) => d.or(n),
-        }
-    }
-
-    /// Blocks on `file`'s flock (shared or exclusive) until it is granted or the wait
-    /// expires; returns whether it was granted. The flock is given back at once.
-    fn wait_on(&mut self, file: &File, exclusive: bool, holder: &str) -> Result<bool> {
-        loop {
-            self.maybe_notice(holder);
-            match flock::wait_flock(file, exclusive, self.wake_by()) {
-                Ok(true) => return Ok(true),
-                Ok(false) if self.expired() => return Ok(false),
-                Ok(false) => continue,
-                Err(e) => return Err(Error::io(self.key.target.clone(), e)),
-            }
-        }
-    }
-
-    fn busy_error(&self, holder: String) -> Error {
-        let waited = match self.opts.timeout {
-            Some(t) if t.is_zero() => "one try (-n)".to_string(),
-            Some(t) => format_age(t),
-            None => format_age(self.started.elapsed()),
-        };
-        Error::Busy {
-            target: self.key.target.clone(),
-            holder,
-            waited,
-            conflict_code: None,
-        }
-    }
-}
-
-fn acquire_dir(
-    key: &LockKey,
-    lock_dir: &Path,
+/// The acquire loop, for any backend: take the lock if it is free, break it if it is
+/// dead, else wait on its holder (or poll) until it is ours or the wait expires.
+fn take<B: Backend>(
+    place: &mut B,
     info: &Info,
     opts: &LockOptions,
     waiting: &mut Waiting<'_>,
-) -> Result<HeldDir> {
-    let lock_path = key.lock_path(lock_dir);
+) -> Result<B::Held> {
     let judge = Judge {
         stale_after: opts.stale_after,
     };
     let mut backoff = Duration::from_millis(1);
-    let mut staged = None;
     loop {
         // A look first: right after a handoff the lock is usually somebody's again, and a
         // publish that loses creates and removes a directory and a file for nothing
         // (with several waiters, most of a contended update's file-system work).
-        if fs::symlink_metadata(&lock_path).is_err() {
-            match dir::publish(lock_dir, &key.hex, info, &mut staged) {
+        if place.seems_free() {
+            match place.try_take(info) {
                 Ok(Some(held)) => return Ok(held),
                 Ok(None) => {}
-                Err(e) => return Err(lock_create_error(lock_dir, e)),
+                Err(e) => return Err(lock_create_error(place.location(), e)),
             }
         }
-        let probe = dir::probe(&lock_path, &judge).map_err(|e| match e.kind() {
+        let probe = place.probe(&judge).map_err(|e| match e.kind() {
             io::ErrorKind::InvalidData => Error::NotALock(e.to_string()),
-            _ => Error::io(&lock_path, e),
+            _ => Error::io(place.name(), e),
         })?;
         match probe {
             Probe::Free => continue,
@@ -404,8 +323,9 @@ fn acquire_dir(
                         .map_or_else(|| "an info-less lock".to_string(), |i| i.describe(None));
                     format!("dead lock of {who}: {reason}")
                 });
-                removal::break_dead(&lock_path, evidence, lock_dir, &key.hex)
-                    .map_err(|e| Error::io(&lock_path, e))?;
+                place
+                    .break_dead(evidence)
+                    .map_err(|e| Error::io(place.name(), e))?;
             }
             Probe::Alive {
                 info: holder,
@@ -419,9 +339,14 @@ fn acquire_dir(
                     return Err(waiting.busy_error(who));
                 }
                 match waiter {
-                    Some(file) => {
-                        trace::step(|| "waiting on the holder's flock".into());
-                        let _ = waiting.wait_on_once(file, &who)?;
+                    Some(waiter) => {
+                        trace::step(|| "waiting on the holder".into());
+                        // One bounded wait; look again afterwards whether or not the
+                        // holder let go (granted means it let go or died).
+                        waiting.maybe_notice(&who);
+                        place
+                            .wait(waiter, waiting.wake_by())
+                            .map_err(|e| Error::io(waiting.target(), e))?;
                     }
                     None => {
                         waiting.maybe_notice(&who);
@@ -436,16 +361,6 @@ fn acquire_dir(
                 }
             }
         }
-    }
-}
-
-impl Waiting<'_> {
-    /// One bounded wait on a holder's `info` flock; the caller re-probes afterwards
-    /// whether or not it was granted (granted means the holder let go or died).
-    fn wait_on_once(&mut self, file: File, holder: &str) -> Result<bool> {
-        self.maybe_notice(holder);
-        flock::wait_flock(&file, true, self.wake_by())
-            .map_err(|e| Error::io(self.key.target.clone(), e))
     }
 }
 

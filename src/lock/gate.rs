@@ -1,0 +1,30 @@
+//! The reader gate `<hex>.rw` of shared locks: shared holders keep `LOCK_SH` on it,
+//! and an exclusive taker waits for them to drain.
+
+use std::fs::File;
+use std::io::{self, Read};
+
+use super::dir;
+use super::info;
+
+/// A shared holder's SIGKILLed lockrun drops its LOCK_SH before the kernel kills its
+/// command, so readers record their commands in the gate (`CHILD:` lines, as `with`
+/// does in `info`). Whoever finds the gate free of readers, with the dir lock held,
+/// waits for the recorded commands to be gone and then empties the list.
+pub(super) fn settle_gate(gate: &File, writable: bool) -> io::Result<()> {
+    let mut text = String::new();
+    gate.take(info::MAX_INFO_BYTES * 64)
+        .read_to_string(&mut text)?;
+    if text.is_empty() {
+        return Ok(());
+    }
+    for (pid, start) in info::children(&text) {
+        if let Some(start) = start {
+            dir::wait_for_orphaned_command(pid, &start);
+        }
+    }
+    if writable {
+        gate.set_len(0)?;
+    }
+    Ok(())
+}
