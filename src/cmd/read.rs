@@ -7,7 +7,7 @@ use crate::cli::LockArgs;
 use crate::cli::{GetArgs, ReadArgs, ViewArgs};
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
-use crate::json::edit::{read_file, take_lock};
+use crate::json::file::{read_file, take_lock};
 use crate::json::{self as js, pointer};
 
 pub(crate) fn read(args: &ReadArgs, quiet: bool) -> Result<ExitCode> {

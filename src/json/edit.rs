@@ -2,8 +2,8 @@
 //! order, validate, render in the file's layout, back up, replace atomically, release.
 
 use std::borrow::Cow;
-use std::fs::{self, File};
-use std::io::{self, Read, Seek};
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use jaq_json::Val;
@@ -11,11 +11,12 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::json::backup::{self, BackupKind};
-use crate::json::filter;
-use crate::json::layout::{Layout, Node};
+use crate::json::file::{Current, from_start, read_file, take_lock};
+use crate::json::layout::Layout;
+use crate::json::order::{self, Tree};
 use crate::json::schema::Schema;
-use crate::json::{self as js, atomic, val_read};
-use crate::lock::{self, LockGuard, LockOptions};
+use crate::json::{self as js, atomic, val, val_read};
+use crate::lock::{LockGuard, LockOptions};
 
 /// How a writer writes.
 #[derive(Debug, Clone)]
@@ -48,55 +49,6 @@ pub struct Outcome {
 /// update is about the tree alone.
 pub const STREAM_ABOVE: usize = 4 << 20;
 
-/// A file as read: its bytes, its metadata and the still-open file.
-#[derive(Debug)]
-pub struct Current {
-    pub bytes: Vec<u8>,
-    pub meta: fs::Metadata,
-    /// Kept open on purpose: while it is, replacing the file does not free the old
-    /// inode (on ext4 a truncate and a discard of its blocks). Dropping it after the
-    /// lock is released moves that cost out of the time the lock is held.
-    pub file: File,
-}
-
-/// The file's bytes and metadata; `None` when it does not exist.
-pub fn read_file(path: &Path) -> Result<Option<Current>> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::io(
-            path,
-            io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "is a directory, not a JSON file",
-            ),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    Ok(Some(Current { bytes, meta, file }))
-}
-
-/// `file` buffered, from its first byte.
-fn from_start<'f>(path: &Path, mut file: &'f File) -> Result<io::BufReader<&'f File>> {
-    file.seek(io::SeekFrom::Start(0))
-        .map_err(|e| Error::io(path, e))?;
-    Ok(io::BufReader::with_capacity(1 << 16, file))
-}
-
-/// Takes FILE's lock (unless `no_lock`).
-pub fn take_lock(file: &Path, opts: &LockOptions, no_lock: bool) -> Result<Option<LockGuard>> {
-    if no_lock {
-        return Ok(None);
-    }
-    lock::acquire(file, opts).map(Some)
-}
-
 fn release(guard: Option<LockGuard>) -> Result<()> {
     match guard {
         Some(g) => g.release(),
@@ -106,15 +58,11 @@ fn release(guard: Option<LockGuard>) -> Result<()> {
 
 /// A form a document can be edited in: serde_json's `Value` (pointer, patch) or jaq's
 /// `Val` (`update`, so the filter works on the parsed document without a copy).
-pub trait Doc: Sized + Node {
+pub trait Doc: Sized + Tree {
     fn parse(origin: &str, bytes: &[u8]) -> Result<Self>;
     /// Parses the document in `file` (read from its start) without holding its text.
     fn parse_file(origin: &str, path: &Path, file: &File) -> Result<Self>;
     fn from_value(value: Value) -> Self;
-    /// Equal as written (the no-op test).
-    fn same(&self, other: &Self) -> bool;
-    /// See [`keep_key_order`].
-    fn keep_key_order(old: &Self, new: &mut Self);
     fn check_schema(&self, origin: &str, schema: &Schema) -> Result<()>;
 }
 
@@ -129,12 +77,6 @@ impl Doc for Value {
     fn from_value(value: Value) -> Self {
         value
     }
-    fn same(&self, other: &Self) -> bool {
-        js::same(self, other)
-    }
-    fn keep_key_order(old: &Self, new: &mut Self) {
-        keep_key_order(old, new);
-    }
     fn check_schema(&self, origin: &str, schema: &Schema) -> Result<()> {
         schema.check(origin, self)
     }
@@ -148,16 +90,10 @@ impl Doc for Val {
         val_read::from_reader(origin, path, from_start(path, file)?)
     }
     fn from_value(value: Value) -> Self {
-        filter::into_val(value)
-    }
-    fn same(&self, other: &Self) -> bool {
-        filter::same_val(self, other)
-    }
-    fn keep_key_order(old: &Self, new: &mut Self) {
-        filter::keep_key_order_val(old, new);
+        val::into_val(value)
     }
     fn check_schema(&self, origin: &str, schema: &Schema) -> Result<()> {
-        let value = filter::from_val(self).map_err(|what| {
+        let value = val::from_val(self).map_err(|what| {
             Error::data(format!(
                 "{origin}: the result is not JSON: {what} (nothing written)"
             ))
@@ -256,12 +192,12 @@ fn modify_locked<D: Doc>(
         });
     };
     let mut new = compute(origin, start)?;
-    D::keep_key_order(start, &mut new);
+    order::keep_key_order(start, &mut new);
     if let Some(schema) = schema {
         new.check_schema(origin, schema)?;
     }
     let changed = match &old {
-        Some(o) => !o.same(&new),
+        Some(o) => !order::same(o, &new),
         None => true,
     };
     let want_text = opts.print || opts.dry_run;
@@ -361,41 +297,4 @@ pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) 
         Ok((outcome, Some(Pending { replaced, old_file })))
     })();
     finish(guard, result)
-}
-
-/// Puts object keys back in their old order where an operation removed a key: jaq's
-/// `del`, JSON Patch `remove`/`move` and JSON Pointer deletion remove keys by
-/// swapping the last key into the hole. Objects that lost no key keep the order the
-/// operation gave them (so deliberate reordering in a filter survives); new keys stay
-/// after the old ones.
-pub fn keep_key_order(old: &Value, new: &mut Value) {
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => {
-            for (k, v) in n.iter_mut() {
-                if let Some(ov) = o.get(k) {
-                    keep_key_order(ov, v);
-                }
-            }
-            let lost_key = o.keys().any(|k| !n.contains_key(k));
-            if lost_key {
-                let mut taken = std::mem::take(n);
-                let mut ordered = serde_json::Map::with_capacity(taken.len());
-                for k in o.keys() {
-                    if let Some((k, v)) = taken.shift_remove_entry(k) {
-                        ordered.insert(k, v);
-                    }
-                }
-                for (k, v) in taken {
-                    ordered.insert(k, v);
-                }
-                *n = ordered;
-            }
-        }
-        (Value::Array(o), Value::Array(n)) if o.len() == n.len() => {
-            for (ov, nv) in o.iter().zip(n.iter_mut()) {
-                keep_key_order(ov, nv);
-            }
-        }
-        _ => {}
-    }
 }

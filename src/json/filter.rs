@@ -1,4 +1,7 @@
-//! jq filters, run by the embedded jaq engine (jaq-core + jaq-std + jaq-json).
+//! jq filters, run by the embedded jaq engine (jaq-core + jaq-std + jaq-json):
+//! compiling them (with errors that point into the filter) and running them.
+//! Converting between serde_json and jaq values is `val.rs`; equality and key order
+//! are `order.rs`.
 //!
 //! `update` keeps its document as jaq's `Val` from parse to output: the file is parsed
 //! by serde_json (strict JSON, precise error positions) and moved into a `Val`, the
@@ -11,14 +14,13 @@
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
-use jaq_json::{Num, Rc, Val};
-use std::borrow::Cow;
+use jaq_json::Val;
 
-use serde_json::{Map, Number, Value};
-
-use crate::json::layout::{Node, View};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::json::order::Tree;
+use crate::json::val::{into_val, json_number};
 
 type Data = data::JustLut<Val>;
 
@@ -294,36 +296,15 @@ fn load_error(origin: &str, code: &str, errs: jaq_core::load::Errors<&str, ()>) 
     ))
 }
 
-/// serde_json value to jaq value, consuming it: strings move rather than copy, and the
-/// serde tree is freed while the jaq tree grows (a large document is not held twice).
-pub fn into_val(v: Value) -> Val {
-    match v {
-        Value::Null => Val::Null,
-        Value::Bool(b) => Val::from(b),
-        Value::Number(n) => Val::Num(
-            number(n.as_str()).unwrap_or_else(|| Num::Dec(Rc::new(n.as_str().to_string()))),
-        ),
-        Value::String(s) => Val::utf8_str(s),
-        Value::Array(a) => a.into_iter().map(into_val).collect(),
-        Value::Object(o) => {
-            let mut map = jaq_json::Map::with_capacity_and_hasher(o.len(), Default::default());
-            for (k, v) in o {
-                map.insert(Val::utf8_str(k), into_val(v));
-            }
-            Val::obj(map)
-        }
-    }
-}
-
 /// Whether `new` is something JSON can hold; subtrees it shares with `old` (the
 /// filter's input, parsed from JSON) are known good and skipped.
 fn check_json(new: &Val, old: Option<&Val>) -> std::result::Result<(), String> {
-    if old.is_some_and(|o| shares(o, new)) {
+    if old.is_some_and(|o| o.shares(new)) {
         return Ok(());
     }
     match new {
         Val::Null | Val::Bool(_) | Val::TStr(_) => Ok(()),
-        Val::Num(n) => num_from_jaq(n).map(|_| ()),
+        Val::Num(n) => json_number(n).map(|_| ()),
         Val::BStr(_) => Err("a byte string".into()),
         Val::Arr(a) => {
             let olds = match old {
@@ -350,258 +331,10 @@ fn check_json(new: &Val, old: Option<&Val>) -> std::result::Result<(), String> {
     }
 }
 
-/// The same allocation: an unchanged subtree the filter passed through.
-fn shares(a: &Val, b: &Val) -> bool {
-    match (a, b) {
-        (Val::Arr(x), Val::Arr(y)) => Rc::ptr_eq(x, y),
-        (Val::Obj(x), Val::Obj(y)) => Rc::ptr_eq(x, y),
-        _ => false,
-    }
-}
-
-/// Equal as written: same structure, key order and number text (`1.0` is not `1`).
-pub fn same_val(a: &Val, b: &Val) -> bool {
-    if shares(a, b) {
-        return true;
-    }
-    match (a, b) {
-        (Val::Null, Val::Null) => true,
-        (Val::Bool(x), Val::Bool(y)) => x == y,
-        (Val::Num(x), Val::Num(y)) => num_text(x) == num_text(y),
-        (Val::TStr(x), Val::TStr(y)) | (Val::BStr(x), Val::BStr(y)) => x == y,
-        (Val::Arr(x), Val::Arr(y)) => {
-            x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| same_val(a, b))
-        }
-        (Val::Obj(x), Val::Obj(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y.iter())
-                    .all(|((ka, va), (kb, vb))| ka == kb && same_val(va, vb))
-        }
-        _ => false,
-    }
-}
-
-/// Puts object keys back in their old order where the filter removed a key (jaq's
-/// `del` swaps the last key into the hole); see `edit::keep_key_order`.
-pub fn keep_key_order_val(old: &Val, new: &mut Val) {
-    if shares(old, new) {
-        return;
-    }
-    match (old, new) {
-        (Val::Obj(o), Val::Obj(n)) => {
-            let lost_key = o.keys().any(|k| !n.contains_key(k));
-            let changed_child = n
-                .iter()
-                .any(|(k, v)| o.get(k).is_some_and(|ov| !shares(ov, v)));
-            if !lost_key && !changed_child {
-                return;
-            }
-            let n = Rc::make_mut(n);
-            for (k, v) in n.iter_mut() {
-                if let Some(ov) = o.get(k) {
-                    keep_key_order_val(ov, v);
-                }
-            }
-            if lost_key {
-                let mut taken = std::mem::take(n);
-                let mut ordered =
-                    jaq_json::Map::with_capacity_and_hasher(taken.len(), Default::default());
-                for k in o.keys() {
-                    if let Some((k, v)) = taken.shift_remove_entry(k) {
-                        ordered.insert(k, v);
-                    }
-                }
-                ordered.extend(taken);
-                *n = ordered;
-            }
-        }
-        (Val::Arr(o), Val::Arr(n)) if o.len() == n.len() => {
-            if o.iter()
-                .zip(n.iter())
-                .all(|(a, b)| shares(a, b) || !is_container(b))
-            {
-                return;
-            }
-            for (ov, nv) in o.iter().zip(Rc::make_mut(n).iter_mut()) {
-                keep_key_order_val(ov, nv);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn is_container(v: &Val) -> bool {
-    matches!(v, Val::Arr(_) | Val::Obj(_))
-}
-
-/// A number's JSON text: as read where the filter did not compute it.
-fn num_text(n: &Num) -> Cow<'_, str> {
-    match n {
-        Num::Dec(text) if is_json_number(text) => Cow::Borrowed(text.as_str()),
-        Num::Int(i) => Cow::Owned(i.to_string()),
-        other => Cow::Owned(
-            num_from_jaq(other).map_or_else(|_| "null".to_string(), |num| num.to_string()),
-        ),
-    }
-}
-
-/// RFC 8259 number syntax: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn is_json_number(text: &str) -> bool {
-    fn digits(b: &[u8]) -> usize {
-        b.iter().take_while(|c| c.is_ascii_digit()).count()
-    }
-    let b = text.as_bytes();
-    let mut i = usize::from(b.first() == Some(&b'-'));
-    match digits(&b[i..]) {
-        0 => return false,
-        n if n > 1 && b[i] == b'0' => return false,
-        n => i += n,
-    }
-    if b.get(i) == Some(&b'.') {
-        match digits(&b[i + 1..]) {
-            0 => return false,
-            n => i += 1 + n,
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        match digits(&b[i..]) {
-            0 => return false,
-            n => i += n,
-        }
-    }
-    i == b.len()
-}
-
-fn text_of(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
-}
-
-impl Node for Val {
-    /// Only for values [`check_json`] passed: NaN, byte strings and non-string keys
-    /// never reach the writer.
-    fn view(&self) -> View<'_, Self> {
-        match self {
-            Val::Null => View::Null,
-            Val::Bool(b) => View::Bool(*b),
-            Val::Num(n) => View::Number(num_text(n)),
-            Val::TStr(b) | Val::BStr(b) => View::String(text_of(b)),
-            Val::Arr(a) => View::Array(a.as_slice()),
-            Val::Obj(o) => View::Object(Box::new(o.iter().map(|(k, v)| {
-                let key = match k {
-                    Val::TStr(b) | Val::BStr(b) => text_of(b),
-                    other => Cow::Owned(other.to_string()),
-                };
-                (key, v)
-            }))),
-        }
-    }
-}
-
-/// The jaq number for JSON number text; `None` when `text` is not JSON number syntax.
-/// Integers become integers; a decimal becomes a float when the float is written back
-/// exactly as `text` (no allocation, the same arithmetic), else it keeps its text.
-pub(crate) fn number(text: &str) -> Option<Num> {
-    if !is_json_number(text) {
-        return None;
-    }
-    let integral = !text.contains(['.', 'e', 'E']) && text != "-0";
-    if integral && let Some(n) = Num::from_str_radix(text, 10) {
-        return Some(n);
-    }
-    // Both spellings must match: ours (written to the file) and jaq's (`tostring`).
-    if let Ok(f) = text.parse::<f64>() {
-        let float = Num::Float(f);
-        if num_text(&float) == text && float.to_string() == text {
-            return Some(float);
-        }
-    }
-    Some(Num::Dec(Rc::new(text.to_string())))
-}
-
-/// jaq value back to serde_json; fails on what JSON cannot hold.
-pub fn from_val(v: &Val) -> std::result::Result<Value, String> {
-    Ok(match v {
-        Val::Null => Value::Null,
-        Val::Bool(b) => Value::Bool(*b),
-        Val::Num(n) => Value::Number(num_from_jaq(n)?),
-        Val::TStr(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
-        Val::BStr(_) => return Err("a byte string".into()),
-        Val::Arr(a) => Value::Array(
-            a.iter()
-                .map(from_val)
-                .collect::<std::result::Result<_, _>>()?,
-        ),
-        Val::Obj(o) => {
-            let mut map = Map::with_capacity(o.len());
-            for (k, v) in o.iter() {
-                let key = match k {
-                    Val::TStr(b) => String::from_utf8_lossy(b).into_owned(),
-                    other => return Err(format!("an object key that is not a string ({other})")),
-                };
-                map.insert(key, from_val(v)?);
-            }
-            Value::Object(map)
-        }
-    })
-}
-
-fn num_from_jaq(n: &Num) -> std::result::Result<Number, String> {
-    match n {
-        Num::Int(i) => Ok(Number::from(*i as i64)),
-        Num::Float(f) => float_number(*f),
-        Num::BigInt(_) | Num::Dec(_) => {
-            let text = n.to_string();
-            match serde_json::from_str::<Number>(&text) {
-                Ok(num) => Ok(num),
-                Err(_) => float_number(text.parse::<f64>().unwrap_or(f64::NAN)),
-            }
-        }
-    }
-}
-
-/// A computed float: NaN and infinities are refused; integral values print as integers
-/// (as jq prints them), others in shortest round-trip form.
-fn float_number(f: f64) -> std::result::Result<Number, String> {
-    if !f.is_finite() {
-        return Err(format!(
-            "{} (JSON has no such number)",
-            if f.is_nan() { "NaN" } else { "Infinity" }
-        ));
-    }
-    if f.fract() == 0.0 && f.abs() < 1e17 {
-        return Ok(Number::from(f as i64));
-    }
-    Number::from_f64(f).ok_or_else(|| format!("{f} is not a JSON number"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_number_syntax() {
-        for ok in [
-            "0",
-            "-0",
-            "1.50",
-            "1E5",
-            "1e+5",
-            "-2.5e-3",
-            "123456789012345678901234567890",
-        ] {
-            assert!(is_json_number(ok), "{ok}");
-        }
-        for bad in [
-            "", "-", "+1", "01", "1.", ".5", "1e", "1e+", "0x10", "1.5.2", "NaN", "1 ",
-        ] {
-            assert!(!is_json_number(bad), "{bad}");
-        }
-    }
+    use crate::json::order::same;
 
     #[test]
     fn unchanged_subtrees_are_shared_and_same() {
@@ -615,11 +348,11 @@ mod tests {
         };
         let key = Val::utf8_str("items".to_string());
         assert!(
-            shares(&o[&key], &n[&key]),
+            o[&key].shares(&n[&key]),
             "the filter copied an untouched subtree"
         );
-        assert!(!same_val(&old, &new));
+        assert!(!same(&old, &new));
         let noop = Program::compile("t", ".items |= .", &Args::default()).unwrap();
-        assert!(same_val(&old, &noop.run_one("t", &old).unwrap()));
+        assert!(same(&old, &noop.run_one("t", &old).unwrap()));
     }
 }

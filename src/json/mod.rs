@@ -6,10 +6,14 @@ pub(crate) mod atomic;
 pub(crate) mod backup;
 #[cfg(unix)]
 pub mod edit;
+#[cfg(unix)]
+pub(crate) mod file;
 pub(crate) mod filter;
 pub(crate) mod layout;
+pub(crate) mod order;
 pub(crate) mod pointer;
 pub(crate) mod schema;
+pub(crate) mod val;
 pub(crate) mod val_read;
 
 use std::path::Path;
@@ -72,25 +76,4 @@ pub(crate) fn read_error(origin: &str, path: &Path, e: serde_json::Error) -> Err
 /// The name to show for `path` in messages.
 pub(crate) fn display(path: &Path) -> String {
     path.display().to_string()
-}
-
-/// Equality that also sees key order and number spelling (`1.0` is not `1`): the test
-/// for "the result is the input; write nothing".
-pub(crate) fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Null, Value::Null) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Number(x), Value::Number(y)) => x.as_str() == y.as_str(),
-        (Value::String(x), Value::String(y)) => x == y,
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((ka, va), (kb, vb))| ka == kb && same(va, vb))
-        }
-        _ => false,
-    }
 }

@@ -19,7 +19,7 @@ use jaq_json::Val;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use crate::error::Result;
-use crate::json::{self as js, filter};
+use crate::json::{self as js, val};
 
 /// The map key under which serde_json (with `arbitrary_precision`) hands over a number
 /// it keeps as text: decimals, integers beyond 64 bits and `-0`.
@@ -137,7 +137,7 @@ impl<'de> Visitor<'de> for ValSeed<'_> {
                 Key::Plain(k) => (k, access.next_value_seed(ValSeed(self.0))?),
                 Key::NumberToken => match access.next_value_seed(MarkedSeed(self.0))? {
                     Marked::Number(text) if map.is_empty() => {
-                        return match filter::number(&text) {
+                        return match val::number(&text) {
                             Some(num) => Ok(Val::Num(num)),
                             None => Err(de::Error::custom(format!("invalid number {text}"))),
                         };
@@ -255,16 +255,16 @@ mod tests {
     }
 
     fn same_as_serde(text: &str) {
-        let via_serde = filter::into_val(js::parse("t.json", text.as_bytes()).unwrap());
+        let via_serde = val::into_val(js::parse("t.json", text.as_bytes()).unwrap());
         let direct = parse(text);
         assert!(
-            filter::same_val(&via_serde, &direct),
+            crate::json::order::same(&via_serde, &direct),
             "{text}: {direct} differs from {via_serde}"
         );
         let mut reader_text = text.as_bytes();
         let streamed = from_reader("t.json", Path::new("t.json"), &mut reader_text).unwrap();
         assert!(
-            filter::same_val(&direct, &streamed),
+            crate::json::order::same(&direct, &streamed),
             "{text}: reader differs"
         );
     }
