@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use crate::testenv::Check;
 use crate::testenv::{
     PATIENCE, TestEnv, bash_lock, code, go, here, hold, lock_path_of, sh, status_field, stderr,
     stdout, wait_output, wait_until,
@@ -47,7 +48,7 @@ fn status(env: &TestEnv, target: &str, extra: &[&str]) -> (i32, Value) {
 fn status_of_a_lockrun_exclusive_lock_free_held_stale() {
     let env = TestEnv::new();
     let out = env.run(["status", "f.json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(stdout(&out).ends_with("f.json: free\n"), "{}", stdout(&out));
 
     let mut holder = hold(&env, &["--label", "mcp-server", "f.json"], "h");
@@ -62,7 +63,7 @@ fn status_of_a_lockrun_exclusive_lock_free_held_stale() {
     assert!(v["command"].as_str().unwrap().starts_with("sh -c"), "{v}");
     assert!(v["held_secs"].as_f64().unwrap() >= 0.0);
     let text = env.run(["status", "f.json"]);
-    assert_eq!(code(&text), 1);
+    text.assert_failure_with(1);
     let text = stdout(&text);
     assert!(
         text.contains(&format!(
@@ -111,8 +112,8 @@ fn status_lists_shared_holders_by_pid() {
     assert!(text.contains(&format!("PID {}", a.id())), "{text}");
     go(&env, "a");
     go(&env, "b");
-    assert_eq!(code(&wait_output(a, PATIENCE)), 0);
-    assert_eq!(code(&wait_output(b, PATIENCE)), 0);
+    wait_output(a, PATIENCE).assert_success();
+    wait_output(b, PATIENCE).assert_success();
     let (rc, v) = status(&env, "f.json", &[]);
     assert_eq!(rc, 0, "{v}");
     assert_eq!(v["readers"], serde_json::json!([]));
@@ -201,7 +202,7 @@ fn acquire_and_release_across_invocations_of_one_shell() {
         ),
         PATIENCE,
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let text = stdout(&out);
     let mut words = text.split_whitespace();
     assert_eq!(words.next(), Some("1"), "held while acquired: {text}");
@@ -229,7 +230,7 @@ fn release_by_another_owner_is_refused_and_force_warns() {
     let id = env.read("id.txt").trim_end().to_string();
     // The test process is another owner.
     let out = env.run(["release", &id]);
-    assert_eq!(code(&out), 77, "{}", stderr(&out));
+    out.assert_failure_with(77);
     assert!(
         stderr(&out).contains(&format!("PID {}", owner.id())),
         "{}",
@@ -240,11 +241,11 @@ fn release_by_another_owner_is_refused_and_force_warns() {
     assert_eq!(rc, 1);
 
     let out = env.run(["release", "--force", &id]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(stderr(&out).contains("warning"), "{}", stderr(&out));
     assert!(!Path::new(&id).exists());
     go(&env, "stop");
-    assert_eq!(code(&wait_output(owner, PATIENCE)), 0);
+    wait_output(owner, PATIENCE).assert_success();
 }
 
 #[test]
@@ -252,24 +253,24 @@ fn owner_exit_makes_the_lock_stale_and_the_next_acquirer_breaks_it() {
     let env = TestEnv::new();
     // `; true` keeps sh from exec'ing lockrun: the shell itself must be the owner.
     let out = wait_output(sh(&env, "$L acquire f.json; true"), PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let id = stdout(&out).trim_end().to_string();
     let (rc, v) = status(&env, "f.json", &[]);
     assert_eq!(rc, 3, "{v}");
     assert!(v["reason"].as_str().unwrap().contains("is gone"), "{v}");
     // Releasing it from elsewhere says why that is wrong.
     let out = env.run(["release", &id]);
-    assert_eq!(code(&out), 77, "{}", stderr(&out));
+    out.assert_failure_with(77);
     assert!(stderr(&out).contains("is gone"), "{}", stderr(&out));
     // The next acquirer (another shell) breaks it at once.
     let out = wait_output(
         sh(&env, r#"id=$($L acquire -n f.json) && $L release "$id""#),
         PATIENCE,
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     // The old id now names nothing.
     let out = env.run(["release", &id]);
-    assert_eq!(code(&out), 66, "{}", stderr(&out));
+    out.assert_failure_with(66);
 }
 
 #[test]
@@ -340,20 +341,20 @@ fn hostile_release_ids_are_refused_and_nothing_is_touched() {
     assert!(Path::new(&id).is_dir());
     assert_eq!(env.lock_entries(".locks"), before);
     go(&env, "stop");
-    assert_eq!(code(&wait_output(owner, PATIENCE)), 0);
+    wait_output(owner, PATIENCE).assert_success();
 }
 
 #[test]
 fn unlock_removes_stale_refuses_live_and_forces_with_a_warning() {
     let env = TestEnv::new();
     let out = env.run(["unlock", "f.json"]);
-    assert_eq!(code(&out), 0);
+    out.assert_success();
     assert!(stderr(&out).contains("is not locked"));
 
     let dead = dead_pid();
     let lock = bash_lock(&env, "f.json", dead, &here());
     let out = env.run(["unlock", "f.json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(
         stderr(&out).contains(&format!("PID {dead} is gone")),
         "{}",
@@ -364,14 +365,14 @@ fn unlock_removes_stale_refuses_live_and_forces_with_a_warning() {
     // A live lockrun holder: refused without --force.
     let holder = hold(&env, &["f.json"], "h");
     let out = env.run(["unlock", "f.json"]);
-    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    out.assert_failure_with(75);
     assert_eq!(stderr(&out).lines().count(), 1);
     assert!(stderr(&out).contains(&format!("PID {}", holder.id())));
     assert!(stderr(&out).contains("--force"));
     assert!(lock.is_dir());
     // Forced: a warning naming the holder, whose own release then reports the break.
     let out = env.run(["unlock", "--force", "f.json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let err = stderr(&out);
     assert!(
         err.contains("warning") && err.contains(&format!("PID {}", holder.id())),
@@ -381,7 +382,7 @@ fn unlock_removes_stale_refuses_live_and_forces_with_a_warning() {
     assert!(!lock.exists());
     go(&env, "h");
     let out = wait_output(holder, PATIENCE);
-    assert_eq!(code(&out), 70, "{}", stderr(&out));
+    out.assert_failure_with(70);
     assert!(
         stderr(&out).contains("broken from outside"),
         "{}",
@@ -391,9 +392,9 @@ fn unlock_removes_stale_refuses_live_and_forces_with_a_warning() {
     // Shared holders cannot be unlocked.
     let reader = hold(&env, &["-s", "g.json"], "r");
     let out = env.run(["unlock", "--force", "g.json"]);
-    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    out.assert_failure_with(75);
     go(&env, "r");
-    assert_eq!(code(&wait_output(reader, PATIENCE)), 0);
+    wait_output(reader, PATIENCE).assert_success();
 }
 
 #[test]
@@ -414,7 +415,7 @@ fn show_lists_every_lock_and_leftover() {
     fs::write(env.path(".locks/README"), "mine").unwrap();
 
     let out = env.run(["show", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let rows = json(&out);
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 6, "{rows:?}");
@@ -480,7 +481,7 @@ fn show_lists_every_lock_and_leftover() {
     // A file where the directory should be: one line naming it, exit 73.
     for cmd in ["show", "cleanup"] {
         let out = env.run([cmd, "--lock-dir", "h.ready"]);
-        assert_eq!(code(&out), 73, "{}", stderr(&out));
+        out.assert_failure_with(73);
         assert_eq!(stderr(&out).lines().count(), 1);
         assert!(
             stderr(&out).contains("h.ready is not a directory"),
@@ -492,7 +493,7 @@ fn show_lists_every_lock_and_leftover() {
     let out = env.run(["show", "--json", "--lock-dir", "nowhere"]);
     assert_eq!((code(&out), json(&out)), (0, serde_json::json!([])));
     go(&env, "h");
-    assert_eq!(code(&wait_output(holder, PATIENCE)), 0);
+    wait_output(holder, PATIENCE).assert_success();
 }
 
 #[test]
@@ -525,7 +526,7 @@ fn cleanup_removes_exactly_the_stale_and_garbage_and_counts_them() {
     let before = env.lock_entries(".locks");
 
     let out = env.run(["cleanup", "--dry-run", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let v = json(&out);
     assert_eq!(v["count"], 4, "{v}");
     assert_eq!(v["dry_run"], true);
@@ -536,7 +537,7 @@ fn cleanup_removes_exactly_the_stale_and_garbage_and_counts_them() {
     );
 
     let out = env.run(["cleanup", "--json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let v = json(&out);
     assert_eq!(v["count"], 4, "{v}");
     let removed = v["removed"].as_array().unwrap();
@@ -556,7 +557,7 @@ fn cleanup_removes_exactly_the_stale_and_garbage_and_counts_them() {
     assert!(busy.is_dir() && env.path(&format!(".locks/.tmp-{hex}-2")).is_dir());
     assert!(env.path(".locks/notes.txt").exists());
     let out = env.run(["cleanup"]);
-    assert_eq!(code(&out), 0);
+    out.assert_success();
     assert!(
         stdout(&out).contains("removed 0 entries"),
         "{}",
@@ -609,14 +610,14 @@ fn cleanup_loop_never_breaks_a_live_lock() {
            done; done"#,
     );
     let out = wait_output(dropper, Duration::from_secs(60));
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     for w in workers {
         let out = wait_output(w, Duration::from_secs(60));
         assert_eq!(code(&out), 0, "{} {}", stdout(&out), stderr(&out));
     }
     fs::write(env.path("stop"), "").unwrap();
     let out = wait_output(cleaner, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let cleanups: usize = stdout(&out).trim().parse().unwrap();
     assert!(cleanups > 0);
     eprintln!("{cleanups} cleanups ran meanwhile");
@@ -663,7 +664,7 @@ fn cleanup_never_removes_a_lock_re_created_after_its_verdict() {
     let holder = hold(&env, &["f.json"], "h");
     fs::write(&gate, "").unwrap();
     let out = wait_output(cleaner, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(
         json(&out)["count"],
         0,
@@ -699,7 +700,7 @@ fn show_names_shared_holders_of_a_gate() {
         "{text}"
     );
     go(&env, "r");
-    assert_eq!(code(&wait_output(reader, PATIENCE)), 0);
+    wait_output(reader, PATIENCE).assert_success();
     let rows = json(&env.run(["show", "--json"]));
     assert_eq!(rows[0]["state"], "idle", "{rows}");
     // cleanup keeps gates.

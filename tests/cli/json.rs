@@ -5,6 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::process::Stdio;
 
+use crate::testenv::Check;
 use crate::testenv::{PATIENCE, TestEnv, code, stderr, stdout, wait_output};
 
 fn ok(env: &TestEnv, args: &[&str]) -> String {
@@ -108,7 +109,7 @@ fn a_no_op_update_writes_nothing() {
 fn update_args_env_create_print_dry_run() {
     let env = TestEnv::new();
     let out = env.run(["update", "m.json", ".a = 1"]);
-    assert_eq!(code(&out), 66);
+    out.assert_failure_with(66);
     let printed = ok(
         &env,
         &[
@@ -175,7 +176,7 @@ fn patch_and_merge_patch() {
         &["patch", "f.json", "-", "--merge"],
         r#"{"b": null, "c": {"x": 1}}"#,
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(
         env.read("f.json"),
         "{\n  \"c\": {\n    \"x\": 1\n  },\n  \"d\": [\n    1\n  ]\n}\n"
@@ -187,7 +188,7 @@ fn patch_and_merge_patch() {
     );
     let before = env.read("f.json");
     let out = env.run(["patch", "f.json", "bad.json"]);
-    assert_eq!(code(&out), 65);
+    out.assert_failure_with(65);
     assert_eq!(env.read("f.json"), before);
 }
 
@@ -216,10 +217,10 @@ fn read_and_write() {
         "{\"odd\":[1,2]}\n"
     );
     let out = run_stdin(&env, &["write", "f.json", "--json"], "[1]\n");
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(env.read("f.json"), "[1]\n");
     let out = run_stdin(&env, &["write", "t.txt", "--no-lock"], "any text");
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(env.read("t.txt"), "any text");
 }
 
@@ -287,7 +288,7 @@ fn a_large_document_streamed_through_keeps_its_layout_and_numbers() {
     let broken = before.replacen("\"name-21999\"", "\"name-21999\" oops", 1);
     env.write("big.json", &broken);
     let out = env.run(["update", "big.json", ".n += 1"]);
-    assert_eq!(code(&out), 65, "{}", stderr(&out));
+    out.assert_failure_with(65);
     assert!(
         stderr(&out).contains(&format!("big.json:{}:", 4 + 21_999 * 12 + 6)),
         "no line in: {}",
@@ -329,7 +330,7 @@ fn schema_lists_every_violation() {
         "--schema",
         "s.json",
     ]);
-    assert_eq!(code(&out), 65);
+    out.assert_failure_with(65);
     let err = stderr(&out);
     assert!(
         err.contains("2 violations") && err.contains("/a") && err.contains("/b"),
@@ -349,9 +350,9 @@ fn busy_file_honours_nonblock_and_conflict_code() {
             .all(|e| !e.ends_with(".lock"))
     });
     let out = env.run(["update", "-n", "-E", "0", "f.json", ".a = 1"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let out = env.run(["update", "-n", "f.json", ".a = 1"]);
-    assert_eq!(code(&out), 75);
+    out.assert_failure_with(75);
     assert_eq!(env.read("f.json"), "{}");
     let _ = holder.kill();
     let _ = holder.wait();

@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::testenv::Check;
 use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, wait_output};
 
 const DOC: &str = "{\n  \"a\": 1,\n  \"list\": [1, 2]\n}\n";
@@ -461,7 +462,7 @@ fn read_only_directory_exits_77_and_leaves_nothing() {
     fs::set_permissions(&f, fs::Permissions::from_mode(0o666)).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
     let out = run_unprivileged(&env, &["update", "ro/f.json", ".a = 2"]);
-    assert_eq!(code(&out), 77, "{}", stderr(&out));
+    out.assert_failure_with(77);
     assert!(stderr(&out).contains("f.json"), "{}", stderr(&out));
     assert_eq!(fs::read_to_string(&f).unwrap(), DOC);
     assert_eq!(entries(&dir), vec!["f.json".to_string()]);

@@ -6,7 +6,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, wait_output};
+use crate::testenv::Check;
+use crate::testenv::{BIN, PATIENCE, TestEnv, stderr, wait_output};
 
 fn temp_files(env: &TestEnv) -> Vec<String> {
     fs::read_dir(env.root())
@@ -128,7 +129,7 @@ fn kill_9_at_random_moments_never_tears_the_file() {
     // The next update proceeds (breaking the dead lock at once) and cleans up.
     let start = Instant::now();
     let out = env.run(["update", "-w", "5", "k.json", ".n += 1"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(start.elapsed() < PATIENCE);
     assert!(temp_files(&env).is_empty(), "{:?}", temp_files(&env));
     assert!(killed_mid_way > 0, "no trial was killed before finishing");
@@ -149,7 +150,7 @@ fn ulimit_f_mid_write_keeps_the_original_and_exits_74() {
         .spawn()
         .unwrap();
     let out = wait_output(child, PATIENCE);
-    assert_eq!(code(&out), 74, "{}", stderr(&out));
+    out.assert_failure_with(74);
     assert!(stderr(&out).contains("u.json"), "{}", stderr(&out));
     assert_eq!(env.read("u.json"), original);
     assert!(temp_files(&env).is_empty(), "{:?}", temp_files(&env));
@@ -162,7 +163,7 @@ fn symlinked_target_stays_a_symlink_and_mode_0640_is_kept() {
     fs::set_permissions(&real, fs::Permissions::from_mode(0o640)).unwrap();
     std::os::unix::fs::symlink("data/real.json", env.path("link.json")).unwrap();
     let out = env.run(["update", "link.json", ".a = 2", "--backup"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let link_meta = fs::symlink_metadata(env.path("link.json")).unwrap();
     assert!(link_meta.file_type().is_symlink());
     assert_eq!(env.read("data/real.json"), "{\"a\": 2}\n");
@@ -191,7 +192,7 @@ fn a_writer_removes_temp_files_of_gone_writers_and_spares_running_ones() {
     let left = temp_files(&env);
     running.kill().unwrap();
     running.wait().unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(env.read("t.json"), "{\"n\": 1}\n");
     assert_eq!(
         left,

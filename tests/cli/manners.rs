@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::testenv::Check;
 use crate::testenv::{BIN, TestEnv, code, stderr, stdout};
 
 /// The visible subcommands, as `lockrun --help` lists them (clap's own `help` aside).
@@ -103,7 +104,7 @@ fn version_is_the_package_version_for_every_subcommand() {
     let env = TestEnv::new();
     let want = format!("lockrun {}\n", env!("CARGO_PKG_VERSION"));
     let out = env.run(["--version"]);
-    assert_eq!(code(&out), 0);
+    out.assert_success();
     assert_eq!(stdout(&out), want);
     for sub in subcommands() {
         let out = env.run([sub.as_str(), "--version"]);
@@ -133,7 +134,7 @@ fn help_is_plain_on_a_pipe_even_when_colour_is_forced() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let out = cmd.output().expect("run");
-        assert_eq!(code(&out), 0);
+        out.assert_success();
         assert!(!stdout(&out).contains('\u{1b}'), "{var}: colour on a pipe");
         assert!(stdout(&out).contains("Usage:"), "{var}");
     }
@@ -266,7 +267,7 @@ const STATUS_FIELDS: &[&str] = &[
 fn json_outputs_keep_their_documented_fields() {
     let env = TestEnv::new();
     let out = env.run(["status", "--json", "f.json"]);
-    assert_eq!(code(&out), 0);
+    out.assert_success();
     let v: Value = serde_json::from_slice(&out.stdout).expect("status JSON");
     assert_eq!(keys(&v), set(STATUS_FIELDS));
     assert_eq!(v["state"], "free");
@@ -274,17 +275,17 @@ fn json_outputs_keep_their_documented_fields() {
     // A held lock (acquired for this test process).
     let pid = std::process::id().to_string();
     let out = env.run(["acquire", "--owner", &pid, "--label", "t", "f.json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let id = stdout(&out).trim().to_string();
     let out = env.run(["status", "--json", "f.json"]);
-    assert_eq!(code(&out), 1);
+    out.assert_failure_with(1);
     let v: Value = serde_json::from_slice(&out.stdout).expect("status JSON");
     assert_eq!(keys(&v), set(STATUS_FIELDS));
     assert_eq!(v["state"], "held");
     assert_eq!(v["label"], "t");
 
     let out = env.run(["show", "--json", "f.json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let v: Value = serde_json::from_slice(&out.stdout).expect("show JSON");
     let rows = v.as_array().expect("an array");
     assert_eq!(rows.len(), 1);
@@ -292,17 +293,17 @@ fn json_outputs_keep_their_documented_fields() {
     want.extend(set(&["name", "path", "kind"]));
     assert_eq!(keys(&rows[0]), want);
     let out = env.run(["release", "--owner", &pid, &id]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
 
     // A stale lock: its owner has exited.
     let mut owner = Command::new("sleep").arg("30").spawn().expect("sleep");
     let owner_pid = owner.id().to_string();
     let out = env.run(["acquire", "--owner", &owner_pid, "g.json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     owner.kill().expect("kill");
     owner.wait().expect("wait");
     let out = env.run(["cleanup", "--json", "g.json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let v: Value = serde_json::from_slice(&out.stdout).expect("cleanup JSON");
     assert_eq!(keys(&v), set(&["lock_dir", "dry_run", "count", "removed"]));
     assert_eq!(v["count"], 1, "{v}");

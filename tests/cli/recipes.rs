@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::testenv::Check;
 use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, stdout, wait_output};
 
 const README: &str = include_str!("../../README.md");
@@ -142,7 +143,7 @@ fn claude_code_hooks_record_and_never_wait() {
         assert_eq!(code(&out), 0, "{shell}: {}", stderr(&out));
     }
     let out = run(&env, "sh", &["-c", &stop], r#"{"session_id":"s2"}"#);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let memory: serde_json::Value =
         serde_json::from_str(&env.read("aiconfig/memory.json")).expect("valid JSON");
     assert_eq!(memory["edits"], 2);
@@ -159,7 +160,7 @@ fn claude_code_hooks_record_and_never_wait() {
         .trim_start_matches("Try a hook's command by hand: `")
         .trim_end_matches("`.");
     let out = run(&env, "sh", &["-c", cmd], "");
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
 
     // Busy: both hooks return at once with 0 and change nothing.
     let before = env.read("aiconfig/memory.json");
@@ -167,7 +168,7 @@ fn claude_code_hooks_record_and_never_wait() {
     for command in [&post, &stop] {
         let start = Instant::now();
         let out = run(&env, "sh", &["-c", command], r#"{"session_id":"s3"}"#);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        out.assert_success();
         assert!(stderr(&out).contains("is locked by other-session"));
         assert!(start.elapsed() < Duration::from_secs(3), "{command} waited");
     }
@@ -200,7 +201,7 @@ fn cursor_hook_script_records_the_edited_file() {
         &["-c", "cd .cursor && ./hooks/record-edit.sh"],
         event,
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let memory: serde_json::Value =
         serde_json::from_str(&env.read("aiconfig/memory.json")).expect("valid JSON");
     assert_eq!(memory["edits"], 1);
@@ -220,7 +221,7 @@ fn mcp_server_python_recipe_updates_per_call_and_reports_busy() {
     );
     env.write("server.py", &script);
     let out = run(&env, "python3", &["server.py"], "");
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(
         stdout(&out),
         "[{\"text\": \"hello\"}, {\"text\": \"quotes \\\" and $dollars\"}]\n"
@@ -271,14 +272,14 @@ fn cron_line_skips_an_overlap_and_stops_a_hung_run() {
         .expect("first run");
     crate::testenv::wait_until("the first run to start", || env.path("runs").exists());
     let out = run(&env, "sh", &["-c", &command], "");
-    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    out.assert_failure_with(75);
     assert!(
         stderr(&out).contains("is locked by backup"),
         "{}",
         stderr(&out)
     );
     let first = wait_output(first, PATIENCE);
-    assert_eq!(code(&first), 0);
+    first.assert_success();
     assert_eq!(
         env.read("runs"),
         "start\n",
@@ -297,6 +298,6 @@ fn cron_line_skips_an_overlap_and_stops_a_hung_run() {
         .stderr(Stdio::piped());
     let start = Instant::now();
     let out = wait_output(cmd.spawn().expect("hung run"), PATIENCE);
-    assert_eq!(code(&out), 124, "{}", stderr(&out));
+    out.assert_failure_with(124);
     assert!(start.elapsed() < Duration::from_secs(10));
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::testenv::Check;
 use crate::testenv::{
     BIN, PATIENCE, TestEnv, code, here, lock_path_of, stderr, stdout, wait_output, wait_until,
 };
@@ -180,7 +181,7 @@ fn ten_concurrent_breakers_of_one_stale_lock_exactly_one_wins() {
 
         // An `acquire` whose owner shell exited.
         let out = wait_output(sh(&env, r#""$L" acquire f > /dev/null; true"#), PATIENCE);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        out.assert_success();
         assert!(lock_path_of(&env, "f").exists());
         assert_eq!(count_breaks(&env, "f"), 1, "acquire, round {round}");
 
@@ -227,7 +228,7 @@ fn two_hundred_kill_9_trials_of_update_leave_old_or_new_document() {
     let t0 = Instant::now();
     for _ in 0..3 {
         let out = env.run(["update", "k.json", ".n += 1"]);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        out.assert_success();
     }
     let span = (t0.elapsed() / 3).as_micros() as u64 + 1;
     let mut n = 3u64;
@@ -269,7 +270,7 @@ fn two_hundred_kill_9_trials_of_update_leave_old_or_new_document() {
     }
     eprintln!("200 kills: {committed} committed, {kept} kept the old document");
     let out = env.run(["update", "-n", "k.json", ".n += 1"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(env.read("k.json"), render(n + 1));
     assert!(
         temp_files(env.root()).is_empty(),
@@ -290,7 +291,7 @@ fn two_hundred_kill_9_trials_of_update_leave_old_or_new_document() {
         std::thread::sleep(Duration::from_millis(2200));
     }
     let out = env.run(["cleanup", "-q", "--lock-dir", ".locks"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(lock_garbage(&env.path(".locks")), Vec::<String>::new());
     assert!(kept > 0, "no kill landed before the commit");
 }
@@ -476,7 +477,7 @@ fn enospc_on_the_data_filesystem_keeps_the_file() {
     // With room again, the same update goes through.
     fs::remove_file(mnt.path.join("filler")).unwrap();
     let out = env.run(["update", "small/u.json", "--lock-dir", locks, ".n += 1"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
 }
 
 /// ENOSPC on the lock directory's filesystem: taking the lock fails with one clear line
@@ -507,7 +508,7 @@ fn enospc_on_the_lock_filesystem_is_a_clear_error_and_leaves_nothing() {
     }
     fs::remove_file(mnt.path.join("filler")).unwrap();
     let out = env.run(["with", "--lock-dir", "locks/d", "f", "--", "touch", "ran"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(env.path("ran").exists());
     assert_eq!(lock_garbage(&mnt.path.join("d")), Vec::<String>::new());
 }
@@ -525,7 +526,7 @@ fn read_only_filesystem_is_refused_cleanly() {
     fs::create_dir(mnt.path.join("locks")).unwrap();
     mnt.remount("ro");
     let out = env.run(["update", "ro/f.json", "--lock-dir", "locks", ".n += 1"]);
-    assert_eq!(code(&out), 77, "{}", stderr(&out));
+    out.assert_failure_with(77);
     assert!(stderr(&out).contains("f.json"), "{}", stderr(&out));
     assert_eq!(
         fs::read_to_string(mnt.path.join("f.json")).unwrap(),
@@ -533,10 +534,10 @@ fn read_only_filesystem_is_refused_cleanly() {
     );
     // Reading needs no write: a shared lock elsewhere, the file as it is.
     let out = env.run(["read", "ro/f.json", "--lock-dir", "locks"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(stdout(&out), original);
     let out = env.run(["with", "--lock-dir", "ro/locks", "f", "--", "touch", "ran"]);
-    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    out.assert_failure_with(73);
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("ro/locks"), "{}", stderr(&out));
     assert!(!env.path("ran").exists());
@@ -584,7 +585,7 @@ fn permission_denied_on_the_lock_directory() {
         &env,
         &["with", "--lock-dir", "locks", "f", "--", "touch", "ran"],
     );
-    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    out.assert_failure_with(73);
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("locks"), "{}", stderr(&out));
     assert!(!env.path("ran").exists());
@@ -610,7 +611,7 @@ fn permission_denied_on_the_lock_directory() {
             "ran",
         ],
     );
-    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    out.assert_failure_with(75);
     assert!(stderr(&out).contains("rootjob"), "{}", stderr(&out));
     assert!(!env.path("ran").exists());
     holder.kill().unwrap();
@@ -630,12 +631,12 @@ fn permission_denied_on_the_lock_directory() {
             "ran",
         ],
     );
-    assert_eq!(code(&out), 77, "{}", stderr(&out));
+    out.assert_failure_with(77);
     assert!(stderr(&out).contains(".lock"), "{}", stderr(&out));
     assert!(!env.path("ran").exists());
     // Root breaks it.
     let out = env.run(["with", "-n", "--lock-dir", "locks", "f", "--", "true"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
 }
 
 /// The lock directory on another filesystem than the target (tmpfs): exclusion and

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::testenv::Check;
 use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, stdout, wait_output};
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
@@ -136,7 +137,7 @@ fn file_lock_with_runs_the_command_under_the_old_layout_and_passes_its_status() 
             "cat \"$AICONFIG_PATH\"/.locks/*.lock/info; exit 7",
         ],
     );
-    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    out.assert_failure_with(7);
     let info = stdout(&out);
     let lines: Vec<&str> = info.lines().collect();
     assert!(lines[0].starts_with("PID: "), "{info}");
@@ -147,7 +148,7 @@ fn file_lock_with_runs_the_command_under_the_old_layout_and_passes_its_status() 
 
     // Without the `--` too, as old callers may write it.
     let out = run_shim(&env, "file-lock.sh", &["with", "memory.json", "true"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
 }
 
 #[test]
@@ -188,14 +189,14 @@ fn file_lock_acquire_of_a_shell_that_exits_is_broken_by_the_next_taker() {
     let env = TestEnv::new();
     // `; true` keeps bash from exec'ing the script, so bash is the owner and exits.
     let out = run_bash(&env, r#""$S"/file-lock.sh acquire f.json; true"#);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(held_locks(&env).len(), 1);
     let start = Instant::now();
     let out = run_bash(
         &env,
         r#"LOCK_TIMEOUT=0 "$S"/file-lock.sh with f.json -- echo took"#,
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(stdout(&out), "took\n");
     assert!(start.elapsed() < Duration::from_secs(5));
 }
@@ -260,13 +261,13 @@ fn file_lock_debug_help_usage_and_missing_lockrun() {
     let mut cmd = shim(&env, "file-lock.sh");
     cmd.args(["with", "f", "--", "true"]).env("LOCK_DEBUG", "1");
     let out = finish(cmd);
-    assert_eq!(code(&out), 0);
+    out.assert_success();
     let err = stderr(&out);
     assert!(err.contains("file-lock.sh: + "), "{err}");
     assert!(err.contains("lockrun: ["), "lockrun's trace: {err}");
 
     let out = run_shim(&env, "file-lock.sh", &["help"]);
-    assert_eq!(code(&out), 0);
+    out.assert_success();
     assert!(stdout(&out).contains("acquire FILE"), "{}", stdout(&out));
     for args in [&["frobnicate"][..], &[], &["acquire"], &["with", "f"]] {
         let out = run_shim(&env, "file-lock.sh", args);
@@ -279,14 +280,14 @@ fn file_lock_debug_help_usage_and_missing_lockrun() {
     cmd.args(["with", "f", "--", "true"])
         .env("PATH", "/usr/bin:/bin");
     let out = finish(cmd);
-    assert_eq!(code(&out), 127);
+    out.assert_failure_with(127);
     assert!(stderr(&out).contains("LOCKRUN="), "{}", stderr(&out));
     let mut cmd = shim(&env, "file-lock.sh");
     cmd.args(["with", "f", "--", "echo", "via-env"])
         .env("PATH", "/usr/bin:/bin")
         .env("LOCKRUN", BIN);
     let out = finish(cmd);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(stdout(&out), "via-env\n");
 }
 
@@ -318,10 +319,10 @@ fn file_lock_show_and_cleanup_handle_a_lock_left_by_a_killed_old_script() {
     let env = TestEnv::new();
     let lock = plant_old_lock(&env, "memory.json", dead_pid());
     let out = run_shim(&env, "file-lock.sh", &["show"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(stdout(&out).contains("stale"), "{}", stdout(&out));
     let out = run_shim(&env, "file-lock.sh", &["cleanup"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(!lock.exists(), "cleanup removed it: {}", stdout(&out));
     assert!(held_locks(&env).is_empty());
 }
@@ -336,7 +337,7 @@ fn new_tools_break_a_lock_left_by_a_killed_old_script_at_once() {
     cmd.args(["memory.json", ".n += 1"])
         .env("LOCK_TIMEOUT", "0");
     let out = finish(cmd);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(env.read("memory.json"), r#"{"n":2}"#);
     assert!(start.elapsed() < Duration::from_secs(5));
 }
@@ -351,7 +352,7 @@ fn an_old_script_lock_held_by_a_live_process_excludes_the_new_tools() {
     cmd.args(["memory.json", ".n += 1"])
         .env("LOCK_TIMEOUT", "0.1");
     let out = finish(cmd);
-    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    out.assert_failure_with(75);
     assert_eq!(env.read("memory.json"), r#"{"n":1}"#);
 }
 
@@ -366,7 +367,7 @@ fn memory_update_applies_a_filter_atomically_with_backup_and_args() {
         "memory-update.sh",
         &["memory.json", ".n += 1", "--backup"],
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(stdout(&out), "", "silent on success");
     assert_eq!(
         env.read("memory.json"),
@@ -392,14 +393,14 @@ fn memory_update_applies_a_filter_atomically_with_backup_and_args() {
             "{\"id\":1}",
         ],
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let doc: serde_json::Value = serde_json::from_str(&env.read("memory.json")).unwrap();
     assert_eq!(doc["tags"], serde_json::json!(["x"]));
     assert_eq!(doc["s"]["id"], 1);
 
     // A missing file starts as {}.
     let out = run_shim(&env, "memory-update.sh", &["new.json", ".a = 1"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     let doc: serde_json::Value = serde_json::from_str(&env.read("new.json")).unwrap();
     assert_eq!(doc, serde_json::json!({"a": 1}));
 }
@@ -433,24 +434,24 @@ fn memory_read_prints_pretty_by_default_and_as_stored_with_raw() {
     let env = TestEnv::new();
     env.write("m.json", r#"{"a":1,"b":[true]}"#);
     let out = run_shim(&env, "memory-read.sh", &["m.json"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(
         stdout(&out),
         "{\n  \"a\": 1,\n  \"b\": [\n    true\n  ]\n}\n"
     );
     let out = run_shim(&env, "memory-read.sh", &["m.json", "--raw"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(stdout(&out), "{\"a\":1,\"b\":[true]}\n");
 
     let out = run_shim(&env, "memory-read.sh", &["missing.json"]);
-    assert_eq!(code(&out), 66);
+    out.assert_failure_with(66);
     assert!(stderr(&out).contains("missing.json"), "{}", stderr(&out));
     env.write("bad.json", "{");
     let out = run_shim(&env, "memory-read.sh", &["bad.json"]);
-    assert_eq!(code(&out), 65);
+    out.assert_failure_with(65);
     assert_eq!(stdout(&out), "");
     let out = run_shim(&env, "memory-read.sh", &[]);
-    assert_eq!(code(&out), 2);
+    out.assert_failure_with(2);
 }
 
 // ---------------------------------------------------------------- atomic-write.sh
@@ -475,7 +476,7 @@ fn atomic_write_replaces_the_file_with_stdin_under_the_lock_or_without() {
         wait_output(child, PATIENCE)
     };
     let out = write(&["out.txt"], "new\n", "30");
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
 
     // While another shell holds the lock: busy with the lock, fine without.
@@ -493,17 +494,17 @@ fn atomic_write_replaces_the_file_with_stdin_under_the_lock_or_without() {
     }
     assert_eq!(line, "held\n");
     let out = write(&["out.txt"], "blocked\n", "0");
-    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    out.assert_failure_with(75);
     let out = write(&["out.txt", "--no-lock"], "unlocked\n", "0");
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "unlocked\n");
     drop(holder.stdin.take());
     let out = wait_output(holder, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(held_locks(&env).is_empty());
 
     let out = write(&[], "", "0");
-    assert_eq!(code(&out), 2);
+    out.assert_failure_with(2);
 }
 
 // ---------------------------------------------------------------- mixed run

@@ -62,19 +62,31 @@ impl TestEnv {
         cmd
     }
 
-    /// Runs lockrun to completion (bounded by PATIENCE) and returns its output.
-    pub fn run<I, S>(&self, args: I) -> Output
+    /// Runs lockrun to completion (bounded by PATIENCE) and returns its output with
+    /// the command line.
+    pub fn run<I, S>(&self, args: I) -> Ran
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let args: Vec<std::ffi::OsString> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .collect();
+        let command = std::iter::once("lockrun".to_string())
+            .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>()
+            .join(" ");
         let child = self
-            .command(args)
+            .command(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn lockrun");
-        wait_output(child, PATIENCE)
+        Ran {
+            output: wait_output(child, PATIENCE),
+            command,
+        }
     }
 
     /// Starts lockrun in the background.
@@ -101,6 +113,69 @@ impl TestEnv {
             .unwrap_or_default();
         names.sort();
         names
+    }
+}
+
+/// A finished `lockrun` run: its output, and the command line that made it so that a
+/// failed check can show the command, its stdout and its stderr (as fd's tests do).
+pub struct Ran {
+    pub output: Output,
+    pub command: String,
+}
+
+impl std::ops::Deref for Ran {
+    type Target = Output;
+    fn deref(&self) -> &Output {
+        &self.output
+    }
+}
+
+/// Exit-status checks that say everything about a failure.
+pub trait Check {
+    /// Panics unless the run exited 0.
+    fn assert_success(&self) -> &Self;
+    /// Panics unless the run exited with `code` (a documented failure status).
+    fn assert_failure_with(&self, code: i32) -> &Self;
+}
+
+impl Check for Ran {
+    #[track_caller]
+    fn assert_success(&self) -> &Self {
+        check_status(&self.output, &self.command, 0);
+        self
+    }
+    #[track_caller]
+    fn assert_failure_with(&self, code: i32) -> &Self {
+        assert_ne!(code, 0, "assert_failure_with(0): use assert_success");
+        check_status(&self.output, &self.command, code);
+        self
+    }
+}
+
+/// For processes started by hand (`spawn`, `sh`): their command line is in the test.
+impl Check for Output {
+    #[track_caller]
+    fn assert_success(&self) -> &Self {
+        check_status(self, "(a process the test started; see the test)", 0);
+        self
+    }
+    #[track_caller]
+    fn assert_failure_with(&self, code: i32) -> &Self {
+        assert_ne!(code, 0, "assert_failure_with(0): use assert_success");
+        check_status(self, "(a process the test started; see the test)", code);
+        self
+    }
+}
+
+#[track_caller]
+fn check_status(out: &Output, command: &str, want: i32) {
+    let got = code(out);
+    if got != want {
+        panic!(
+            "exit status {got}, expected {want}\ncommand: {command}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            stdout(out),
+            stderr(out)
+        );
     }
 }
 

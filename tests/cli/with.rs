@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::testenv::Check;
 use crate::testenv::{
     BIN, PATIENCE, TestEnv, bash_lock, code, go, here, hold, lock_path_of, sh, start_token, stderr,
     stdout, wait_output, wait_until,
@@ -29,7 +30,7 @@ fn pid_alive(pid: i32) -> bool {
 fn runs_the_command_and_leaves_nothing_behind() {
     let env = TestEnv::new();
     let out = env.run(["with", "demo.json", "--", "echo", "ok"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(stdout(&out), "ok\n");
     assert_eq!(env.lock_entries(".locks"), Vec::<String>::new());
     assert!(
@@ -81,7 +82,7 @@ fn shared_holders_overlap() {
     let b = reader("b.in", "a.in");
     for r in [a, b] {
         let out = wait_output(r, PATIENCE);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        out.assert_success();
     }
 }
 
@@ -102,7 +103,7 @@ fn writer_waits_for_readers_and_new_readers_queue_behind_it() {
         "nobody may run while the first readers hold"
     );
     go(&env, "r1");
-    assert_eq!(code(&wait_output(r1, PATIENCE)), 0);
+    wait_output(r1, PATIENCE).assert_success();
     std::thread::sleep(Duration::from_millis(100));
     assert!(
         !env.path("order").exists(),
@@ -111,7 +112,7 @@ fn writer_waits_for_readers_and_new_readers_queue_behind_it() {
     go(&env, "r2");
     for c in [r2, writer, late] {
         let out = wait_output(c, PATIENCE);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        out.assert_success();
     }
     assert_eq!(env.read("order"), "W\nR\n");
 }
@@ -136,7 +137,7 @@ fn kill_9_of_lockrun_kills_the_command_and_frees_the_lock_at_once() {
     wait_until("the command to die with lockrun", || !pid_alive(child_pid));
     let start = Instant::now();
     let out = env.run(["with", "-w", "5", "f", "--", "true"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(
         start.elapsed() < Duration::from_secs(4),
         "the dead lock was broken at once, not waited out"
@@ -204,7 +205,7 @@ fn a_parked_breaker_leaves_a_recreated_lock_alone() {
         "the new holder's lock is intact"
     );
     go(&env, "new");
-    assert_eq!(code(&wait_output(new_holder, PATIENCE)), 0);
+    wait_output(new_holder, PATIENCE).assert_success();
     assert_eq!(env.lock_entries(".locks"), Vec::<String>::new());
 }
 
@@ -213,7 +214,7 @@ fn foreign_lock_with_live_pid_blocks() {
     let env = TestEnv::new();
     let dir = bash_lock(&env, "f", std::process::id(), &here());
     let out = env.run(["with", "-n", "f", "--", "true"]);
-    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    out.assert_failure_with(75);
     assert!(
         stderr(&out).contains(&format!("PID {}", std::process::id())),
         "{}",
@@ -233,7 +234,7 @@ fn foreign_lock_with_dead_pid_is_broken() {
     gone.wait().unwrap();
     bash_lock(&env, "f", pid, &here());
     let out = env.run(["with", "-n", "f", "--", "true"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(env.lock_entries(".locks"), Vec::<String>::new());
 }
 
@@ -242,11 +243,11 @@ fn foreign_lock_from_another_host_is_kept_unless_stale_after() {
     let env = TestEnv::new();
     let dir = bash_lock(&env, "f", 1, "some-other-host");
     let out = env.run(["with", "-n", "f", "--", "true"]);
-    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    out.assert_failure_with(75);
     assert!(stderr(&out).contains("some-other-host"), "{}", stderr(&out));
     assert!(dir.exists());
     let out = env.run(["with", "-n", "--stale-after", "0", "f", "--", "true"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(!dir.exists());
 }
 
@@ -266,7 +267,7 @@ fn infoless_lock_dir_is_kept_during_grace_and_removed_after() {
     let old = SystemTime::now() - Duration::from_secs(10);
     fs::File::open(&dir).unwrap().set_modified(old).unwrap();
     let out = env.run(["with", "-n", "f", "--", "true"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(!dir.exists());
 }
 
@@ -275,14 +276,14 @@ fn nonblock_makes_one_attempt_and_names_the_holder() {
     let env = TestEnv::new();
     let holder = hold(&env, &["--label", "mcp-server", "f"], "h");
     let out = env.run(["with", "-n", "f", "--", "touch", "ran"]);
-    assert_eq!(code(&out), 75);
+    out.assert_failure_with(75);
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains("is locked by mcp-server (PID"), "{err}");
     assert!(!env.path("ran").exists());
     // -E chooses the busy code (hooks use -n -E 0).
     let out = env.run(["with", "-n", "-E", "0", "f", "--", "touch", "ran"]);
-    assert_eq!(code(&out), 0);
+    out.assert_success();
     assert!(
         !env.path("ran").exists(),
         "the command does not run when busy"
@@ -292,7 +293,7 @@ fn nonblock_makes_one_attempt_and_names_the_holder() {
         "holder still holding"
     );
     go(&env, "h");
-    assert_eq!(code(&wait_output(holder, PATIENCE)), 0);
+    wait_output(holder, PATIENCE).assert_success();
 }
 
 #[test]
@@ -302,7 +303,7 @@ fn timeout_gives_up_after_its_time_and_before_the_holder_ends() {
     let start = Instant::now();
     let out = env.run(["with", "-w", "0.3", "f", "--", "touch", "ran"]);
     let waited = start.elapsed();
-    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    out.assert_failure_with(75);
     assert!(
         waited >= Duration::from_millis(300),
         "gave up too early: {waited:?}"
@@ -317,7 +318,7 @@ fn timeout_gives_up_after_its_time_and_before_the_holder_ends() {
         stderr(&out)
     );
     go(&env, "h");
-    assert_eq!(code(&wait_output(holder, PATIENCE)), 0);
+    wait_output(holder, PATIENCE).assert_success();
 }
 
 #[test]
@@ -328,9 +329,9 @@ fn a_waiter_runs_as_soon_as_the_holder_releases() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(!env.path("ran").exists());
     go(&env, "h");
-    assert_eq!(code(&wait_output(holder, PATIENCE)), 0);
+    wait_output(holder, PATIENCE).assert_success();
     let out = wait_output(waiter, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(env.path("ran").exists());
 }
 
@@ -342,27 +343,28 @@ fn a_long_wait_says_once_what_it_waits_for_unless_quiet() {
     let quiet = env.spawn(["with", "-q", "f", "--", "true"]);
     std::thread::sleep(Duration::from_millis(1300));
     go(&env, "h");
-    assert_eq!(code(&wait_output(holder, PATIENCE)), 0);
+    wait_output(holder, PATIENCE).assert_success();
     let out = wait_output(waiter, PATIENCE);
-    assert_eq!(code(&out), 0);
+    out.assert_success();
     let err = stderr(&out);
     assert_eq!(err.matches("waiting for").count(), 1, "{err}");
     assert!(err.contains("slow-job"), "{err}");
     let out = wait_output(quiet, PATIENCE);
-    assert_eq!(code(&out), 0);
+    out.assert_success();
     assert_eq!(stderr(&out), "");
 }
 
 #[test]
 fn exit_codes_pass_through() {
     let env = TestEnv::new();
-    assert_eq!(code(&env.run(["with", "f", "--", "sh", "-c", "exit 3"])), 3);
+    env.run(["with", "f", "--", "sh", "-c", "exit 3"])
+        .assert_failure_with(3);
     assert_eq!(
         code(&env.run(["with", "f", "--", "sh", "-c", "kill -USR1 $$"])),
         128 + 10
     );
     let out = env.run(["with", "f", "--", "no-such-command-xyz"]);
-    assert_eq!(code(&out), 127);
+    out.assert_failure_with(127);
     assert!(
         stderr(&out).contains("no-such-command-xyz"),
         "{}",
@@ -370,7 +372,7 @@ fn exit_codes_pass_through() {
     );
     env.write("not-exec.sh", "#!/bin/sh\necho hi\n");
     let out = env.run(["with", "f", "--", "./not-exec.sh"]);
-    assert_eq!(code(&out), 126, "{}", stderr(&out));
+    out.assert_failure_with(126);
     assert_eq!(
         env.lock_entries(".locks"),
         Vec::<String>::new(),
@@ -390,7 +392,7 @@ fn bad_timeouts_are_usage_errors() {
         .env("LOCKRUN_TIMEOUT", "soon")
         .output()
         .unwrap();
-    assert_eq!(code(&out), 2);
+    out.assert_failure_with(2);
     assert_eq!(code(&env.run(["with", "f"])), 2, "a command is required");
 }
 
@@ -406,10 +408,10 @@ fn sigterm_is_forwarded_and_the_lock_is_free_after() {
         .status()
         .unwrap();
     let out = wait_output(holder, PATIENCE);
-    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    out.assert_failure_with(7);
     assert_eq!(env.read("log"), "got-term\n");
     assert_eq!(env.lock_entries(".locks"), Vec::<String>::new());
-    assert_eq!(code(&env.run(["with", "-n", "f", "--", "true"])), 0);
+    env.run(["with", "-n", "f", "--", "true"]).assert_success();
 }
 
 #[test]
@@ -417,7 +419,7 @@ fn max_hold_stops_the_command_with_124() {
     let env = TestEnv::new();
     let start = Instant::now();
     let out = env.run(["with", "--max-hold", "0.2", "f", "--", "sleep", "30"]);
-    assert_eq!(code(&out), 124, "{}", stderr(&out));
+    out.assert_failure_with(124);
     assert!(start.elapsed() < Duration::from_secs(10));
     // A command that ignores SIGTERM gets SIGKILL after --kill-after.
     let out = env.run([
@@ -432,7 +434,7 @@ fn max_hold_stops_the_command_with_124() {
         "-c",
         "trap '' TERM; sleep 30",
     ]);
-    assert_eq!(code(&out), 124, "{}", stderr(&out));
+    out.assert_failure_with(124);
     assert_eq!(env.lock_entries(".locks"), Vec::<String>::new());
 }
 
@@ -460,11 +462,11 @@ fn exec_mode_holds_the_lock_until_the_command_exits() {
         "\"$0\" with -n f -- true; echo $?",
         BIN,
     ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(stdout(&out).trim(), "75");
     // Afterwards the dead lock is taken over at once.
     let out = env.run(["with", "-n", "f", "--", "true"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
 }
 
 #[test]
@@ -485,7 +487,7 @@ fn every_spelling_of_a_path_names_one_lock() {
         );
     }
     go(&env, "h");
-    assert_eq!(code(&wait_output(holder, PATIENCE)), 0);
+    wait_output(holder, PATIENCE).assert_success();
 }
 
 #[test]
@@ -498,7 +500,7 @@ fn missing_targets_and_dangling_links_name_one_lock() {
         assert_eq!(code(&out), 75, "{spelling}: {}", stderr(&out));
     }
     go(&env, "h");
-    assert_eq!(code(&wait_output(holder, PATIENCE)), 0);
+    wait_output(holder, PATIENCE).assert_success();
 }
 
 #[test]
@@ -506,7 +508,7 @@ fn lock_dir_that_is_a_file_is_one_clear_line() {
     let env = TestEnv::new();
     env.write("not-a-dir", "x");
     let out = env.run(["with", "--lock-dir", "not-a-dir", "f", "--", "touch", "ran"]);
-    assert_eq!(code(&out), 73);
+    out.assert_failure_with(73);
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
@@ -529,7 +531,7 @@ fn lock_dir_that_cannot_be_created_is_one_clear_line() {
         "touch",
         "ran",
     ]);
-    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    out.assert_failure_with(73);
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
@@ -554,7 +556,7 @@ fn lockrun_dir_env_and_flag_choose_the_lock_dir() {
         .env("LOCKRUN_DIR", env.path("shared-locks"))
         .output()
         .unwrap();
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert_eq!(stdout(&out).trim(), "1");
     let out = env.run([
         "with",
@@ -581,7 +583,7 @@ fn symlinks_planted_in_the_lock_dir_are_never_followed() {
     fs::create_dir_all(lock.parent().unwrap()).unwrap();
     symlink(&decoy, &lock).unwrap();
     let out = env.run(["with", "-n", "f", "--", "touch", "ran"]);
-    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    out.assert_failure_with(73);
     assert!(stderr(&out).contains("symlink"), "{}", stderr(&out));
     assert!(
         decoy.join("info").exists() && lock.is_symlink(),
@@ -594,7 +596,7 @@ fn symlinks_planted_in_the_lock_dir_are_never_followed() {
     fs::create_dir(&lock).unwrap();
     symlink(decoy.join("info"), lock.join("info")).unwrap();
     let out = env.run(["with", "-n", "f", "--", "touch", "ran"]);
-    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    out.assert_failure_with(73);
     assert!(decoy.join("info").exists() && lock.join("info").is_symlink());
     assert!(!env.path("ran").exists());
 }
@@ -603,7 +605,7 @@ fn symlinks_planted_in_the_lock_dir_are_never_followed() {
 fn a_target_in_a_missing_directory_creates_nothing() {
     let env = TestEnv::new();
     let out = env.run(["with", "no/such/dir/f", "--", "touch", "ran"]);
-    assert_eq!(code(&out), 73, "{}", stderr(&out));
+    out.assert_failure_with(73);
     assert!(
         stderr(&out).contains("no/such/dir/.locks"),
         "{}",
@@ -638,7 +640,7 @@ fn a_taker_waits_for_the_command_of_a_killed_holder_to_be_gone() {
     )
     .unwrap();
     let out = env.run(["with", "-w", "5", "f", "--", "true"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(
         orphan.try_wait().unwrap().is_some(),
         "the new holder ran while the dead holder's command was still running"
@@ -661,7 +663,7 @@ fn a_writer_waits_for_the_command_of_a_killed_shared_holder_to_be_gone() {
     )
     .unwrap();
     let out = env.run(["with", "-w", "5", "f", "--", "true"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    out.assert_success();
     assert!(
         orphan.try_wait().unwrap().is_some(),
         "the writer ran while a killed reader's command was still running"
