@@ -76,7 +76,7 @@ const EXAMPLES: &[(&str, &str)] = &[
 ];
 
 /// The whole page as roff.
-pub fn render() -> io::Result<Vec<u8>> {
+pub(crate) fn render() -> io::Result<Vec<u8>> {
     let cmd = Cli::command();
     let man = clap_mangen::Man::new(cmd.clone())
         .date("")

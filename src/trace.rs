@@ -8,17 +8,17 @@ use std::time::Instant;
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static START: OnceLock<Instant> = OnceLock::new();
 
-pub fn enable() {
+pub(crate) fn enable() {
     START.get_or_init(Instant::now);
     ENABLED.store(true, Ordering::Relaxed);
 }
 
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
 /// Prints one trace line when tracing is on; the message is built only then.
-pub fn step(message: impl FnOnce() -> String) {
+pub(crate) fn step(message: impl FnOnce() -> String) {
     if enabled() {
         let start = START.get_or_init(Instant::now);
         let ms = start.elapsed().as_secs_f64() * 1000.0;

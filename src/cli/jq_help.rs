@@ -3,7 +3,7 @@
 //! page; each claim is checked by `jq_differences_hold` in tests/cli/json.rs.
 
 /// The long help of `update` (paragraphs separated by blank lines).
-pub const UPDATE_LONG_ABOUT: &str = "Apply a jq filter to a JSON file under its lock and replace the file atomically.
+pub(crate) const UPDATE_LONG_ABOUT: &str = "Apply a jq filter to a JSON file under its lock and replace the file atomically.
 
 The filter runs in the embedded jaq engine (no external jq). It must yield exactly one value; zero or several values, a run-time error, NaN or Infinity, or a --schema violation leave the file untouched (exit 65). $ENV, env, $ARGS.named, --arg and --argjson work as in jq. The new document keeps the file's layout (compact or indented, indent width, final newline), key order and number spelling; a result equal to the file writes nothing.
 

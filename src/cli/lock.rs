@@ -52,7 +52,7 @@ pub(crate) struct LockArgs {
 
 /// A wait limit: `None` waits forever.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Timeout(pub Option<Duration>);
+pub(crate) struct Timeout(pub(crate) Option<Duration>);
 
 fn parse_timeout(text: &str) -> Result<Timeout, String> {
     let t = text.trim();

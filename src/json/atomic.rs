@@ -18,7 +18,7 @@ const TMP_MARK: &str = ".lockrun-tmp-";
 
 /// The file a write really replaces: symlinks resolved (a missing file: its resolved
 /// parent plus its name).
-pub fn real_target(path: &Path) -> Result<PathBuf> {
+pub(crate) fn real_target(path: &Path) -> Result<PathBuf> {
     match fs::canonicalize(path) {
         Ok(p) => Ok(p),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -49,7 +49,7 @@ fn tmp_prefix(real: &Path) -> String {
 /// writer's PID; one whose writer still runs is left alone, which also spares
 /// `--no-lock` writers in flight. Writers call it before writing their own temp file,
 /// so SIGKILLs in a row leave at most one behind.
-pub fn remove_stale_temps(real: &Path) {
+pub(crate) fn remove_stale_temps(real: &Path) {
     let Some(dir) = real.parent() else { return };
     let prefix = tmp_prefix(real);
     let Ok(entries) = fs::read_dir(dir) else {
@@ -78,25 +78,30 @@ pub fn remove_stale_temps(real: &Path) {
 /// before it reports success; so the lock need not wait for it.
 #[must_use = "finish() makes the replace durable"]
 #[derive(Debug)]
-pub struct Replaced {
+pub(crate) struct Replaced {
     dir: PathBuf,
 }
 
 impl Replaced {
     /// Flushes the rename to disk.
-    pub fn finish(self) -> Result<()> {
+    pub(crate) fn finish(self) -> Result<()> {
         sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))
     }
 }
 
 /// [`replace_deferred`] and its [`Replaced::finish`] at once.
-pub fn replace(shown: &Path, real: &Path, data: &[u8], like: Option<&fs::Metadata>) -> Result<()> {
+pub(crate) fn replace(
+    shown: &Path,
+    real: &Path,
+    data: &[u8],
+    like: Option<&fs::Metadata>,
+) -> Result<()> {
     replace_deferred(shown, real, data, like)?.finish()
 }
 
 /// Replaces `real` with `data`. `shown` is the name used in errors (what the user typed).
 /// `like` is the metadata whose mode and owner the new file takes (the old file's).
-pub fn replace_deferred(
+pub(crate) fn replace_deferred(
     shown: &Path,
     real: &Path,
     data: &[u8],
@@ -107,7 +112,7 @@ pub fn replace_deferred(
 
 /// [`replace_deferred`] with the content written by `write`, for content not held in
 /// memory at once.
-pub fn replace_deferred_with(
+pub(crate) fn replace_deferred_with(
     shown: &Path,
     real: &Path,
     like: Option<&fs::Metadata>,
@@ -169,7 +174,7 @@ fn write_tmp(
 }
 
 /// Flushes a directory entry change (rename, create) to disk.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

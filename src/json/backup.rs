@@ -24,7 +24,7 @@ pub enum BackupKind {
 /// Saves `original` (the bytes of `real` before the change) as a backup of `real`, and
 /// prunes numbered backups to the newest `keep`. Returns the backup's path.
 #[cfg(unix)]
-pub fn save(
+pub(crate) fn save(
     real: &Path,
     original: &[u8],
     like: Option<&fs::Metadata>,

@@ -257,13 +257,18 @@ impl OldText {
 }
 
 /// `--backup-keep N` alone means numbered backups.
-pub fn effective_backup(opts: &WriteOptions) -> Option<BackupKind> {
+pub(crate) fn effective_backup(opts: &WriteOptions) -> Option<BackupKind> {
     opts.backup
         .or(opts.backup_keep.map(|_| BackupKind::Numbered))
 }
 
 /// Replaces `file` with `data` as is (`write`); `json` refuses data that is not JSON.
-pub fn replace_bytes(file: &Path, opts: &WriteOptions, data: &[u8], json: bool) -> Result<Outcome> {
+pub(crate) fn replace_bytes(
+    file: &Path,
+    opts: &WriteOptions,
+    data: &[u8],
+    json: bool,
+) -> Result<Outcome> {
     let origin = js::display(file);
     let schema = opts
         .schema

@@ -25,7 +25,7 @@ use crate::json::val::{into_val, json_number};
 type Data = data::JustLut<Val>;
 
 /// A compiled filter with its global variables.
-pub struct Program {
+pub(crate) struct Program {
     filter: jaq_core::Filter<Data>,
     vars: Vec<Val>,
 }
@@ -38,13 +38,13 @@ impl std::fmt::Debug for Program {
 
 /// Named variables: `--arg` (strings) and `--argjson` (JSON values), in order.
 #[derive(Debug, Clone, Default)]
-pub struct Args {
-    pub named: Vec<(String, Value)>,
+pub(crate) struct Args {
+    pub(crate) named: Vec<(String, Value)>,
 }
 
 impl Program {
     /// Compiles `code`; errors name `origin` (the target file) and the filter position.
-    pub fn compile(origin: &str, code: &str, args: &Args) -> Result<Program> {
+    pub(crate) fn compile(origin: &str, code: &str, args: &Args) -> Result<Program> {
         let mut names: Vec<String> = vec!["$ENV".into(), "$ARGS".into(), "$__prog_name".into()];
         let mut named = serde_json::Map::new();
         for (name, value) in &args.named {
@@ -93,7 +93,7 @@ impl Program {
 
     /// Runs the filter on `input`; it must yield exactly one value, and one JSON can
     /// hold (no NaN, byte strings or non-string keys).
-    pub fn run_one(&self, origin: &str, input: &Val) -> Result<Val> {
+    pub(crate) fn run_one(&self, origin: &str, input: &Val) -> Result<Val> {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(self.vars.iter().cloned()));
         // A clone is a reference count: the filter copies only what it changes.
         let mut outputs = self.filter.id.run((ctx, input.clone()));

@@ -43,30 +43,30 @@ impl Node for Value {
 
 /// How a JSON document is laid out on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// `None`: everything on one line. `Some(unit)`: one member per line, each level
     /// indented by `unit` (spaces or a tab; may be empty).
-    pub indent: Option<String>,
+    pub(crate) indent: Option<String>,
     /// A space after `:`.
-    pub colon_space: bool,
+    pub(crate) colon_space: bool,
     /// A space after `,` (one-line layout only).
-    pub comma_space: bool,
+    pub(crate) comma_space: bool,
     /// `"\n"` or `"\r\n"`.
-    pub newline: &'static str,
+    pub(crate) newline: &'static str,
     /// The document ends with a line ending.
-    pub final_newline: bool,
+    pub(crate) final_newline: bool,
     /// How the file spells exponents (`1E5`, `1e+5`, `1e5`), if it has any: serde_json
     /// reads them all as `1e+5`, so numbers are written back in the file's spelling.
-    pub exponent: Option<Exponent>,
+    pub(crate) exponent: Option<Exponent>,
 }
 
 /// The spelling of a number's exponent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exponent {
+pub(crate) struct Exponent {
     /// `E` rather than `e`.
-    pub upper: bool,
+    pub(crate) upper: bool,
     /// `e+5` rather than `e5`.
-    pub plus: bool,
+    pub(crate) plus: bool,
 }
 
 impl Default for Layout {
@@ -85,7 +85,7 @@ impl Default for Layout {
 
 impl Layout {
     /// One compact line, as JSON Lines and `--compact` want it.
-    pub fn compact() -> Self {
+    pub(crate) fn compact() -> Self {
         Layout {
             indent: None,
             colon_space: false,
@@ -97,7 +97,7 @@ impl Layout {
     }
 
     /// The layout of `text`, which must be valid JSON.
-    pub fn detect(text: &[u8]) -> Self {
+    pub(crate) fn detect(text: &[u8]) -> Self {
         let mut layout = Layout {
             indent: None,
             colon_space: false,
@@ -195,7 +195,7 @@ impl Layout {
     }
 
     /// `value` written in this layout.
-    pub fn render<N: Node>(&self, value: &N) -> String {
+    pub(crate) fn render<N: Node>(&self, value: &N) -> String {
         let mut out = Out {
             text: String::new(),
             sink: None,
@@ -207,7 +207,7 @@ impl Layout {
 
     /// `value` written in this layout to `sink`, a chunk at a time: a large document
     /// is never held as text.
-    pub fn render_to<N: Node>(&self, value: &N, sink: &mut dyn io::Write) -> io::Result<()> {
+    pub(crate) fn render_to<N: Node>(&self, value: &N, sink: &mut dyn io::Write) -> io::Result<()> {
         let mut out = Out {
             text: String::with_capacity(SPILL_AT + SPILL_AT / 4),
             sink: Some(sink),
@@ -333,7 +333,7 @@ impl Out<'_> {
 }
 
 /// A JSON string literal: `"` `\` and control characters escaped, the rest as is.
-pub fn write_string(out: &mut String, s: &str) {
+pub(crate) fn write_string(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
     for (i, c) in s.char_indices() {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 /// Parses a pointer given on the command line (usage error when malformed).
-pub fn parse(text: &str) -> Result<&Pointer> {
+pub(crate) fn parse(text: &str) -> Result<&Pointer> {
     Pointer::parse(text).map_err(|e| {
         Error::usage(format!(
             "'{text}' is not a JSON Pointer ({e}); pointers look like /key/0/sub (empty for the whole document)"
@@ -15,13 +15,13 @@ pub fn parse(text: &str) -> Result<&Pointer> {
 }
 
 /// The value at `ptr` in `doc`, the document of `origin`.
-pub fn get<'v>(origin: &str, doc: &'v Value, ptr: &Pointer) -> Result<&'v Value> {
+pub(crate) fn get<'v>(origin: &str, doc: &'v Value, ptr: &Pointer) -> Result<&'v Value> {
     ptr.resolve(doc)
         .map_err(|e| Error::data(format!("{origin}: no value at '{ptr}': {e}")))
 }
 
 /// Sets the value at `ptr` (creating missing objects on the way; `-` appends).
-pub fn set(origin: &str, doc: &mut Value, ptr: &Pointer, value: Value) -> Result<()> {
+pub(crate) fn set(origin: &str, doc: &mut Value, ptr: &Pointer, value: Value) -> Result<()> {
     if ptr.is_root() {
         *doc = value;
         return Ok(());
@@ -58,7 +58,7 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// Removes the value at `ptr`.
-pub fn delete(origin: &str, doc: &mut Value, ptr: &Pointer) -> Result<()> {
+pub(crate) fn delete(origin: &str, doc: &mut Value, ptr: &Pointer) -> Result<()> {
     if ptr.is_root() {
         return Err(Error::usage(
             "delete needs a pointer below the root (the whole document cannot be deleted)",

@@ -16,7 +16,7 @@ pub struct Schema {
 
 impl Schema {
     /// Loads the schema at `path` for checking `origin` (named in errors).
-    pub fn load(origin: &str, path: &Path) -> Result<Schema> {
+    pub(crate) fn load(origin: &str, path: &Path) -> Result<Schema> {
         let shown = path.display().to_string();
         let bytes =
             std::fs::read(path).map_err(|e| Error::io(format!("{origin}: schema {shown}"), e))?;
@@ -27,7 +27,7 @@ impl Schema {
     }
 
     /// Checks `doc`, the would-be new content of `origin`.
-    pub fn check(&self, origin: &str, doc: &Value) -> Result<()> {
+    pub(crate) fn check(&self, origin: &str, doc: &Value) -> Result<()> {
         let violations: Vec<String> = self
             .validator
             .iter_errors(doc)

@@ -33,7 +33,7 @@ const SHARED_VALUE_LEN: usize = 8;
 const SHARED_ARRAY_LEN: usize = 4;
 
 /// Parses `bytes`, the contents of `origin`.
-pub fn from_slice(origin: &str, bytes: &[u8]) -> Result<Val> {
+pub(crate) fn from_slice(origin: &str, bytes: &[u8]) -> Result<Val> {
     js::check_start(origin, bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     read(&mut de).map_err(|e| js::json_error(origin, &e))
@@ -41,7 +41,7 @@ pub fn from_slice(origin: &str, bytes: &[u8]) -> Result<Val> {
 
 /// Parses the document `reader` yields, without holding its text: for documents too large
 /// to keep twice. The caller has checked the start (see [`js::check_start`]).
-pub fn from_reader(origin: &str, path: &Path, reader: impl io::Read) -> Result<Val> {
+pub(crate) fn from_reader(origin: &str, path: &Path, reader: impl io::Read) -> Result<Val> {
     let mut de = serde_json::Deserializer::from_reader(reader);
     read(&mut de).map_err(|e| js::read_error(origin, path, e))
 }

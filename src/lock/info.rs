@@ -5,13 +5,13 @@ use std::io::Read;
 use std::time::SystemTime;
 
 /// Readers never take more than this from an `info` file.
-pub const MAX_INFO_BYTES: u64 = 64 * 1024;
+pub(crate) const MAX_INFO_BYTES: u64 = 64 * 1024;
 /// `COMMAND:` is cut to this many bytes.
 const MAX_COMMAND_BYTES: usize = 1024;
 
 /// How a lock's holder proves it is alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Liveness {
+pub(crate) enum Liveness {
     /// The holder keeps an exclusive flock on `info` for as long as it holds the lock.
     Flock,
     /// Only the PID (and its start token) tell: `acquire` locks and foreign bash locks.
@@ -19,7 +19,7 @@ pub enum Liveness {
 }
 
 impl Liveness {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Liveness::Flock => "flock",
             Liveness::Pid => "pid",
@@ -28,13 +28,13 @@ impl Liveness {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Exclusive,
     Shared,
 }
 
 impl Mode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Mode::Exclusive => "exclusive",
             Mode::Shared => "shared",
@@ -45,28 +45,28 @@ impl Mode {
 /// What an `info` file says. Every field is optional when read: foreign writers may
 /// leave any of them out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Info {
-    pub pid: Option<u32>,
-    pub acquired: Option<String>,
-    pub hostname: Option<String>,
-    pub tool: Option<String>,
-    pub pid_start: Option<String>,
-    pub uid: Option<u32>,
-    pub mode: Option<Mode>,
-    pub liveness: Option<Liveness>,
-    pub target: Option<String>,
-    pub label: Option<String>,
-    pub command: Option<String>,
-    pub nonce: Option<String>,
+pub(crate) struct Info {
+    pub(crate) pid: Option<u32>,
+    pub(crate) acquired: Option<String>,
+    pub(crate) hostname: Option<String>,
+    pub(crate) tool: Option<String>,
+    pub(crate) pid_start: Option<String>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) mode: Option<Mode>,
+    pub(crate) liveness: Option<Liveness>,
+    pub(crate) target: Option<String>,
+    pub(crate) label: Option<String>,
+    pub(crate) command: Option<String>,
+    pub(crate) nonce: Option<String>,
     /// The command `with` runs, and its start token: appended once it is started, so a
     /// taker of a dead lock can wait until that command is gone too.
-    pub child: Option<u32>,
-    pub child_start: Option<String>,
+    pub(crate) child: Option<u32>,
+    pub(crate) child_start: Option<String>,
 }
 
 impl Info {
     /// Parses `info` text; unknown keys and malformed lines are ignored.
-    pub fn parse(text: &str) -> Info {
+    pub(crate) fn parse(text: &str) -> Info {
         let mut info = Info::default();
         for line in text.lines() {
             let Some((key, value)) = line.split_once(':') else {
@@ -113,14 +113,14 @@ impl Info {
     }
 
     /// Reads at most [`MAX_INFO_BYTES`] from `reader` and parses them.
-    pub fn read_from(reader: impl Read) -> std::io::Result<Info> {
+    pub(crate) fn read_from(reader: impl Read) -> std::io::Result<Info> {
         let mut bytes = Vec::new();
         reader.take(MAX_INFO_BYTES).read_to_end(&mut bytes)?;
         Ok(Info::parse(&String::from_utf8_lossy(&bytes)))
     }
 
     /// The text written to disk: bash-compatible keys first.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let mut line = |key: &str, value: Option<String>| {
             if let Some(v) = value {
@@ -147,12 +147,12 @@ impl Info {
     }
 
     /// Boot id recorded in `PID_START` (`<starttime>@<boot id>`), when there is one.
-    pub fn boot_id(&self) -> Option<&str> {
+    pub(crate) fn boot_id(&self) -> Option<&str> {
         self.pid_start.as_deref()?.split_once('@').map(|(_, b)| b)
     }
 
     /// "mcp-server (PID 12345 on myhost, 'node server.js', held 2.1s)"
-    pub fn describe(&self, held_since: Option<SystemTime>) -> String {
+    pub(crate) fn describe(&self, held_since: Option<SystemTime>) -> String {
         let who = match (self.pid, self.hostname.as_deref()) {
             (Some(pid), Some(host)) => format!("PID {pid} on {host}"),
             (Some(pid), None) => format!("PID {pid}"),
@@ -177,7 +177,7 @@ impl Info {
 }
 
 /// The `CHILD:`/`CHILD_START:` lines, also appended on their own by a running holder.
-pub fn child_lines(child: Option<u32>, start: Option<&str>) -> String {
+pub(crate) fn child_lines(child: Option<u32>, start: Option<&str>) -> String {
     let mut out = String::new();
     if let Some(pid) = child {
         out.push_str(&format!("CHILD: {pid}\n"));
@@ -190,7 +190,7 @@ pub fn child_lines(child: Option<u32>, start: Option<&str>) -> String {
 
 /// Every `CHILD:` line of `text` with the `CHILD_START:` that follows it (if any): the
 /// commands that shared holders recorded in `<hex>.rw`.
-pub fn children(text: &str) -> Vec<(u32, Option<String>)> {
+pub(crate) fn children(text: &str) -> Vec<(u32, Option<String>)> {
     let mut out: Vec<(u32, Option<String>)> = Vec::new();
     for line in text.lines() {
         let Some((key, value)) = line.split_once(": ") else {
@@ -251,7 +251,7 @@ fn unescape(value: &str) -> String {
 }
 
 /// ISO 8601 UTC with seconds, as the bash scripts write `ACQUIRED`.
-pub fn timestamp(t: SystemTime) -> String {
+pub(crate) fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 

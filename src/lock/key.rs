@@ -14,33 +14,33 @@ use crate::error::{Error, Result};
 
 /// The identity of a target file: every spelling of one file maps to one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockKey {
+pub(crate) struct LockKey {
     /// Canonical absolute path of the target (it need not exist).
-    pub target: PathBuf,
+    pub(crate) target: PathBuf,
     /// Lowercase hex SHA-256 of the target's bytes: the lock's file name stem.
-    pub hex: String,
+    pub(crate) hex: String,
 }
 
 impl LockKey {
-    pub fn for_path(path: &Path) -> Result<Self> {
+    pub(crate) fn for_path(path: &Path) -> Result<Self> {
         let target = canonical_target(path)?;
         let hex = hex_digest(target.as_os_str().as_bytes());
         Ok(LockKey { target, hex })
     }
 
     /// `<lockdir>/<hex>.lock`
-    pub fn lock_path(&self, lock_dir: &Path) -> PathBuf {
+    pub(crate) fn lock_path(&self, lock_dir: &Path) -> PathBuf {
         lock_dir.join(format!("{}.lock", self.hex))
     }
 
     /// `<lockdir>/<hex>.rw`, the reader/writer gate of shared locks.
-    pub fn rw_path(&self, lock_dir: &Path) -> PathBuf {
+    pub(crate) fn rw_path(&self, lock_dir: &Path) -> PathBuf {
         lock_dir.join(format!("{}.rw", self.hex))
     }
 
     /// The directory a lock on this target lives in when none is chosen: `.locks` beside
     /// the target.
-    pub fn default_lock_dir(&self) -> PathBuf {
+    pub(crate) fn default_lock_dir(&self) -> PathBuf {
         self.target
             .parent()
             .unwrap_or(Path::new("/"))
@@ -48,7 +48,7 @@ impl LockKey {
     }
 }
 
-pub fn hex_digest(bytes: &[u8]) -> String {
+pub(crate) fn hex_digest(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let mut hex = String::with_capacity(64);
     for byte in digest.iter() {
@@ -60,7 +60,7 @@ pub fn hex_digest(bytes: &[u8]) -> String {
 /// The canonical absolute path of `path`: symlinks resolved (its own too), `.` and `..`
 /// removed. A path that does not exist is the canonical form of its longest existing
 /// ancestor plus the remaining components.
-pub fn canonical_target(path: &Path) -> Result<PathBuf> {
+pub(crate) fn canonical_target(path: &Path) -> Result<PathBuf> {
     if path.as_os_str().is_empty() {
         return Err(Error::usage("the target path is empty"));
     }
@@ -138,7 +138,7 @@ fn push_components(stack: &mut Vec<OsString>, path: &Path) {
 
 /// Where locks go: `--lock-dir`, else `$LOCKRUN_DIR` (both resolved by the caller into
 /// `chosen`), else `.locks` beside the target. Created on demand.
-pub fn ensure_lock_dir(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn ensure_lock_dir(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> {
     let dir = match chosen {
         Some(dir) if dir.is_absolute() => dir.to_path_buf(),
         Some(dir) => std::env::current_dir()

@@ -110,12 +110,12 @@ struct ReaderGate {
 
 impl LockGuard {
     /// `<lockdir>/<hex>.lock`: the lock id of `acquire`.
-    pub fn lock_path(&self) -> PathBuf {
+    pub(crate) fn lock_path(&self) -> PathBuf {
         self.key.lock_path(&self.lock_dir)
     }
 
     /// The descriptors whose life is the lock's (for `--inherit` and `--exec`).
-    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+    pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
         let mut fds = Vec::new();
         if let Some(h) = &self.held {
             fds.push(h.info_file.as_fd());
@@ -128,7 +128,7 @@ impl LockGuard {
 
     /// Leaves the lock in place without releasing it: for `acquire`, whose lock outlives
     /// this process, and for `--exec`, whose command inherits it.
-    pub fn leak(mut self) {
+    pub(crate) fn leak(mut self) {
         if let Some(held) = self.held.take() {
             std::mem::forget(held.info_file);
         }
@@ -140,7 +140,7 @@ impl LockGuard {
     /// Records the command run under the lock (`CHILD:`) in the lock's `info`, or for a
     /// shared holder in the reader gate, so that whoever takes the lock over after a
     /// crash first waits for that command to be gone.
-    pub fn note_child(&mut self, pid: u32) -> Result<()> {
+    pub(crate) fn note_child(&mut self, pid: u32) -> Result<()> {
         let token = crate::sys::process_start_token(pid);
         let lines = info::child_lines(Some(pid), token.as_deref());
         if let Some(held) = self.held.as_mut() {
@@ -382,7 +382,7 @@ fn lock_create_error(lock_dir: &Path, e: io::Error) -> Error {
 }
 
 /// "0.4s", "2.1s", "3m", "3m12s", "2h5m": ages readable at a glance.
-pub fn format_age(age: Duration) -> String {
+pub(crate) fn format_age(age: Duration) -> String {
     let secs = age.as_secs();
     if secs < 60 {
         let s = format!("{:.1}", age.as_secs_f64());

@@ -23,7 +23,7 @@ pub(crate) mod spawn;
 /// `ErrorKind::Unsupported` when the filesystem or kernel cannot do it atomically, so
 /// the caller can fall back to `mkdir`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     use rustix::fs::{CWD, RenameFlags, renameat_with};
     match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(()),
@@ -41,7 +41,7 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 /// macOS: `renamex_np(RENAME_EXCL)` (10.12+); ENOTSUP/EINVAL where the filesystem
 /// cannot (the caller falls back to `mkdir`).
 #[cfg(target_os = "macos")]
-pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     let from_c = c_path(from)?;
     let to_c = c_path(to)?;
     // SAFETY: both pointers are NUL-terminated C strings that live across the call;
@@ -64,7 +64,7 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
-pub fn rename_noreplace(_from: &Path, _to: &Path) -> io::Result<()> {
+pub(crate) fn rename_noreplace(_from: &Path, _to: &Path) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "no-replace rename not implemented on this platform",
@@ -72,20 +72,20 @@ pub fn rename_noreplace(_from: &Path, _to: &Path) -> io::Result<()> {
 }
 
 /// This process's id.
-pub fn current_pid() -> u32 {
+pub(crate) fn current_pid() -> u32 {
     std::process::id()
 }
 
 /// The parent process's id (the shell that ran us, for `acquire`).
-pub fn parent_pid() -> u32 {
+pub(crate) fn parent_pid() -> u32 {
     rustix::process::getppid().map_or(1, |p| p.as_raw_nonzero().get() as u32)
 }
 
-pub fn current_uid() -> u32 {
+pub(crate) fn current_uid() -> u32 {
     rustix::process::getuid().as_raw()
 }
 
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     rustix::system::uname()
         .nodename()
         .to_string_lossy()
@@ -94,13 +94,13 @@ pub fn hostname() -> String {
 
 /// What `kill(pid, 0)` says about a process on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PidState {
+pub(crate) enum PidState {
     Alive,
     /// ESRCH: no such process.
     Gone,
 }
 
-pub fn pid_state(pid: u32) -> PidState {
+pub(crate) fn pid_state(pid: u32) -> PidState {
     let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
         return PidState::Gone;
     };
@@ -113,7 +113,7 @@ pub fn pid_state(pid: u32) -> PidState {
 
 /// This boot's identity, so a PID from before a reboot is never taken for a live one.
 #[cfg(not(target_os = "macos"))]
-pub fn boot_id() -> Option<String> {
+pub(crate) fn boot_id() -> Option<String> {
     // Read once per process: it cannot change while we run.
     static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     BOOT_ID
@@ -127,7 +127,7 @@ pub fn boot_id() -> Option<String> {
 /// A token that differs between two processes that had the same PID: the start time in
 /// clock ticks since boot (field 22 of `/proc/<pid>/stat`) and the boot id.
 #[cfg(not(target_os = "macos"))]
-pub fn process_start_token(pid: u32) -> Option<String> {
+pub(crate) fn process_start_token(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: skip past its end.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -138,7 +138,7 @@ pub fn process_start_token(pid: u32) -> Option<String> {
 /// True while the process `pid` that started as `start_token` still runs (a zombie, a
 /// process that exited, or a new process with that PID do not).
 #[cfg(not(target_os = "macos"))]
-pub fn process_is_running(pid: u32, start_token: &str) -> bool {
+pub(crate) fn process_is_running(pid: u32, start_token: &str) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
@@ -157,7 +157,7 @@ pub fn process_is_running(pid: u32, start_token: &str) -> bool {
 /// The command line of process `pid` on this host, shell-quoted (Linux `/proc`), for
 /// the `COMMAND:` of an `acquire` lock.
 #[cfg(not(target_os = "macos"))]
-pub fn process_command(pid: u32) -> Option<String> {
+pub(crate) fn process_command(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let words: Vec<String> = raw
         .split(|b| *b == 0)
@@ -173,7 +173,7 @@ pub fn process_command(pid: u32) -> Option<String> {
 /// macOS: `kern.bootsessionuuid`, a UUID made at each boot (stable while up, unlike
 /// `kern.boottime`, which moves when the clock is set).
 #[cfg(target_os = "macos")]
-pub fn boot_id() -> Option<String> {
+pub(crate) fn boot_id() -> Option<String> {
     let name = c"kern.bootsessionuuid";
     let mut buf = [0u8; 128];
     let mut len: libc::size_t = buf.len();
@@ -201,7 +201,7 @@ pub fn boot_id() -> Option<String> {
 /// macOS: the process start time (seconds and microseconds since the epoch, from
 /// `proc_pidinfo(PROC_PIDTBSDINFO)`, as `ps` reads it) and the boot id.
 #[cfg(target_os = "macos")]
-pub fn process_start_token(pid: u32) -> Option<String> {
+pub(crate) fn process_start_token(pid: u32) -> Option<String> {
     let pid = libc::c_int::try_from(pid).ok()?;
     // SAFETY: proc_bsdinfo is plain data; zeroed is a valid value.
     let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
@@ -231,7 +231,7 @@ pub fn process_start_token(pid: u32) -> Option<String> {
 /// macOS: the executable's path (`proc_pidpath`); the arguments are not readable
 /// without `KERN_PROCARGS2` parsing, and the path is what a human needs to tell who.
 #[cfg(target_os = "macos")]
-pub fn process_command(pid: u32) -> Option<String> {
+pub(crate) fn process_command(pid: u32) -> Option<String> {
     let pid = libc::c_int::try_from(pid).ok()?;
     let mut buf = vec![0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
     let cap = u32::try_from(buf.len()).ok()?;
@@ -245,7 +245,7 @@ pub fn process_command(pid: u32) -> Option<String> {
 }
 
 /// Sends `signal` to `pid`; a process that is already gone is not an error.
-pub fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
+pub(crate) fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
     let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
         return Ok(());
     };
@@ -277,24 +277,24 @@ fn signal_from_raw(signal: i32) -> Option<Signal> {
 /// A set of signals held pending in this thread, to be taken one at a time with
 /// [`SignalMask::wait`]. Dropping it restores the previous mask.
 #[derive(Debug)]
-pub struct SignalMask {
+pub(crate) struct SignalMask {
     set: libc::sigset_t,
     old: libc::sigset_t,
 }
 
 /// A signal taken by [`SignalMask::wait`].
 #[derive(Debug, Clone, Copy)]
-pub struct Received {
-    pub signal: i32,
+pub(crate) struct Received {
+    pub(crate) signal: i32,
     /// True when a process sent it with kill(2); false when the kernel raised it (for
     /// SIGINT/SIGQUIT: the terminal, which also signalled the command's process group).
-    pub sent_by_process: bool,
+    pub(crate) sent_by_process: bool,
 }
 
 impl SignalMask {
     /// Blocks `signals` in the calling thread (children started later get a clean mask
     /// from std's spawn).
-    pub fn block(signals: &[i32]) -> io::Result<Self> {
+    pub(crate) fn block(signals: &[i32]) -> io::Result<Self> {
         // SAFETY: sigset_t is plain data; sigemptyset initialises it before any use, and
         // pthread_sigmask only reads `set` and writes `old`, both valid for the call.
         unsafe {
@@ -315,7 +315,7 @@ impl SignalMask {
     /// Waits for one of the blocked signals, at most `timeout` (forever when `None`).
     /// Returns `None` on timeout.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<Received>> {
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<Received>> {
         loop {
             // SAFETY: siginfo_t is plain data filled by the kernel; `self.set` was
             // initialised in `block`; the timespec lives across the call.
@@ -350,7 +350,7 @@ impl SignalMask {
     }
 
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<Received>> {
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<Received>> {
         // Portable fallback: poll the pending set. Coarse, but correct.
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
@@ -393,25 +393,25 @@ impl Drop for SignalMask {
 }
 
 /// `Path` as a C string, for the few libc calls that take one.
-pub fn c_path(path: &Path) -> io::Result<CString> {
+pub(crate) fn c_path(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
 /// Lets `fd` survive `exec` (for `--inherit` and `--exec`).
-pub fn set_inheritable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn set_inheritable(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
     Ok(())
 }
 
-pub fn set_close_on_exec(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn set_close_on_exec(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
     Ok(())
 }
 
 /// Makes writes past `ulimit -f` fail with EFBIG instead of killing the process with
 /// SIGXFSZ, so a too-large result is reported (exit 74) and its temp file removed.
-pub fn ignore_file_size_signal() {
+pub(crate) fn ignore_file_size_signal() {
     // SAFETY: installing SIG_IGN for SIGXFSZ touches no memory of ours and is
     // async-signal-safe; no handler code runs.
     unsafe {
@@ -423,7 +423,7 @@ pub fn ignore_file_size_signal() {
 /// that defines the C `main` itself (see `src/main.rs`): SIGPIPE ignored, so a closed
 /// stdout is an EPIPE error the command reports, and the command lockrun runs gets
 /// SIGPIPE back at its default (`spawn` resets it).
-pub fn process_setup() {
+pub(crate) fn process_setup() {
     // SAFETY: installing SIG_IGN for SIGPIPE touches no memory of ours and is
     // async-signal-safe; no handler code runs.
     unsafe {
@@ -433,6 +433,6 @@ pub fn process_setup() {
 
 /// True while the process `pid` that started as `start_token` still runs.
 #[cfg(target_os = "macos")]
-pub fn process_is_running(pid: u32, start_token: &str) -> bool {
+pub(crate) fn process_is_running(pid: u32, start_token: &str) -> bool {
     process_start_token(pid).as_deref() == Some(start_token)
 }

@@ -8,18 +8,18 @@ use std::io;
 
 /// One flock(2) lock (or a blocked request for one) on the file asked about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlockHolder {
-    pub pid: u32,
+pub(crate) struct FlockHolder {
+    pub(crate) pid: u32,
     /// `LOCK_SH` (READ) rather than `LOCK_EX` (WRITE).
-    pub shared: bool,
+    pub(crate) shared: bool,
     /// A request still waiting for the lock, not a holder.
-    pub waiting: bool,
+    pub(crate) waiting: bool,
 }
 
 /// The flock(2) locks on the file with device `dev` and inode `ino`. Errors with
 /// `Unsupported` where the OS has no `/proc/locks`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn flock_holders(dev: u64, ino: u64) -> io::Result<Vec<FlockHolder>> {
+pub(crate) fn flock_holders(dev: u64, ino: u64) -> io::Result<Vec<FlockHolder>> {
     let text = std::fs::read_to_string("/proc/locks")?;
     let want = (rustix::fs::major(dev), rustix::fs::minor(dev), ino);
     Ok(text
@@ -31,7 +31,7 @@ pub fn flock_holders(dev: u64, ino: u64) -> io::Result<Vec<FlockHolder>> {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn flock_holders(_dev: u64, _ino: u64) -> io::Result<Vec<FlockHolder>> {
+pub(crate) fn flock_holders(_dev: u64, _ino: u64) -> io::Result<Vec<FlockHolder>> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "no /proc/locks on this platform",

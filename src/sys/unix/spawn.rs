@@ -16,17 +16,17 @@ pub(crate) use crate::exit_code::ChildStatus;
 
 /// A child started by [`spawn`]; it must be waited for with [`Child::try_wait`].
 #[derive(Debug)]
-pub struct Child {
+pub(crate) struct Child {
     pid: libc::pid_t,
 }
 
 impl Child {
-    pub fn id(&self) -> u32 {
+    pub(crate) fn id(&self) -> u32 {
         self.pid as u32
     }
 
     /// The child's status if it has ended (reaping it), `None` while it runs.
-    pub fn try_wait(&mut self) -> io::Result<Option<ChildStatus>> {
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<ChildStatus>> {
         let mut status: libc::c_int = 0;
         loop {
             // SAFETY: waitpid writes an int we own; `pid` is our own unreaped child.
@@ -56,7 +56,7 @@ impl Child {
 /// Finds `program` as `execvp` would: a name with a slash is used as is, others are
 /// looked up in `$PATH`. A name found only without execute permission is an error of
 /// kind `PermissionDenied` (exit 126), a name found nowhere `NotFound` (127).
-pub fn resolve_program(program: &OsStr) -> io::Result<PathBuf> {
+pub(crate) fn resolve_program(program: &OsStr) -> io::Result<PathBuf> {
     if program.as_bytes().contains(&b'/') {
         return Ok(PathBuf::from(program));
     }
@@ -160,7 +160,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
 
 /// Elsewhere: std's spawn (no parent-death signal there), waited for by PID.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn spawn(program: &OsStr, args: &[OsString]) -> io::Result<Child> {
+pub(crate) fn spawn(program: &OsStr, args: &[OsString]) -> io::Result<Child> {
     let path = resolve_program(program)?;
     let child = std::process::Command::new(path).args(args).spawn()?;
     Ok(Child {
@@ -171,7 +171,7 @@ pub fn spawn(program: &OsStr, args: &[OsString]) -> io::Result<Child> {
 /// Starts `program` with `args` (argv[0] is `program` as given) and this process's
 /// environment; on Linux the child is SIGKILLed when lockrun dies.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn spawn(program: &OsStr, args: &[OsString]) -> io::Result<Child> {
+pub(crate) fn spawn(program: &OsStr, args: &[OsString]) -> io::Result<Child> {
     let path = resolve_program(program)?;
     let path_c = c_string(path.as_os_str().as_bytes())?;
     let mut argv_c = vec![c_string(program.as_bytes())?];
