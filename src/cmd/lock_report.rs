@@ -16,7 +16,7 @@ use crate::lock::readers::Readers;
 
 /// FILE's lock directory (--lock-dir / LOCKRUN_DIR as `chosen`, else `.locks` beside
 /// it), made absolute but not created: looking must not change anything.
-pub(crate) fn lock_dir_of(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn chosen_lock_dir(key: &LockKey, chosen: Option<&Path>) -> Result<PathBuf> {
     match chosen {
         Some(dir) => absolute(dir),
         None => absolute(&key.default_lock_dir()),

@@ -12,7 +12,7 @@ use super::lock_report;
 
 pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
     let key = LockKey::for_path(&args.file)?;
-    let lock_dir = lock_report::lock_dir_of(&key, args.dir.lock_dir.as_deref())?;
+    let lock_dir = lock_report::chosen_lock_dir(&key, args.dir.lock_dir.as_deref())?;
     let lock_path = key.lock_path(&lock_dir);
     let look = look::look(&lock_path, &lock_report::judge(args.stale_after))
         .map_err(|e| Error::io(&lock_path, e))?;

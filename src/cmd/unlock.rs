@@ -16,7 +16,7 @@ const ATTEMPTS: usize = 20;
 
 pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
     let key = LockKey::for_path(&args.file)?;
-    let lock_dir = lock_report::lock_dir_of(&key, args.dir.lock_dir.as_deref())?;
+    let lock_dir = lock_report::chosen_lock_dir(&key, args.dir.lock_dir.as_deref())?;
     let lock_path = key.lock_path(&lock_dir);
     let target = key.target.display().to_string();
     let judge = lock_report::judge(args.stale_after);

@@ -15,7 +15,7 @@ mod reliability;
 mod with;
 
 // status, show, cleanup, unlock, acquire, release
-mod introspect;
+mod lock_admin;
 
 // scripts/: the drop-in file-lock.sh, memory-update.sh, memory-read.sh, atomic-write.sh
 mod shims;
