@@ -43,6 +43,8 @@ pub(crate) enum ExitCode {
 pub(crate) enum ChildStatus {
     Exited(i32),
     Signaled(i32),
+    /// Stopped by this signal (SIGTSTP, SIGTTIN, SIGTTOU, SIGSTOP); it may continue.
+    Stopped(i32),
 }
 
 impl ExitCode {
@@ -69,11 +71,14 @@ impl ExitCode {
     }
 
     /// The child-status rule of `with`: the command's exit status passes through; a
-    /// command killed by signal N gives 128+N, as shells report it.
+    /// command killed by signal N gives 128+N, as shells report it (lockrun then dies
+    /// of signal N itself once the lock is released, which a shell reports the same).
     pub(crate) fn of_command(status: ChildStatus) -> ExitCode {
         match status {
             ChildStatus::Exited(code) => ExitCode::Command(code),
-            ChildStatus::Signaled(signal) => ExitCode::Command(128 + signal),
+            ChildStatus::Signaled(signal) | ChildStatus::Stopped(signal) => {
+                ExitCode::Command(128 + signal)
+            }
         }
     }
 

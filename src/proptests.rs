@@ -108,6 +108,7 @@ fn written_info() -> impl Strategy<Value = Info> {
                 nonce,
                 child: None,
                 child_start: None,
+                child_pgid: None,
             },
         )
 }

@@ -9,7 +9,8 @@ use crate::sys;
 use super::lock_report;
 
 pub(crate) fn run(args: &AcquireArgs, quiet: bool) -> Result<ExitCode> {
-    let owner = args.owner.unwrap_or_else(sys::parent_pid);
+    // The shell that will run `release`: past the forked subshells between it and us.
+    let owner = sys::owner::calling_shell(args.owner.unwrap_or_else(sys::parent_pid));
     if owner <= 1 {
         return Err(Error::usage(format!(
             "the lock owner would be PID {owner}, which never exits; run acquire from a shell or pass --owner PID"

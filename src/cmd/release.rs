@@ -47,7 +47,8 @@ pub(crate) fn run(args: &ReleaseArgs, _quiet: bool) -> Result<ExitCode> {
             why: format!("its info names {target}, whose lock has another name"),
         });
     }
-    let owner = args.owner.unwrap_or_else(sys::parent_pid);
+    // As for `acquire`: the shell past the forked subshells (`( ... )`, `$(...)`).
+    let owner = sys::owner::calling_shell(args.owner.unwrap_or_else(sys::parent_pid));
     let holder = opened.info.as_ref().map_or_else(
         || "a lock directory without holder information".to_string(),
         |i| i.describe(None),

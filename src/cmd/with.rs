@@ -1,25 +1,33 @@
 //! `lockrun with FILE -- CMD`: run a command under FILE's lock.
 
 use std::ffi::OsString;
+use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::cli::WithArgs;
 use crate::error::{Error, Result};
+use crate::exit_code::ChildStatus;
 use crate::exit_code::ExitCode;
 use crate::lock::{self, LockGuard};
-use crate::sys::spawn::Child;
-use crate::sys::{self, SignalMask};
+use crate::sys::spawn::{Child, SpawnOptions};
+use crate::sys::{self, SignalMask, tree};
 use crate::trace;
 
-/// Signals lockrun takes over while the command runs.
-const HANDLED: [i32; 5] = [
+/// Signals lockrun takes over while the command runs. SIGCONT tells that lockrun's own
+/// group was continued after a stop it mirrored from the command (Ctrl-Z, then `fg`).
+const HANDLED: [i32; 6] = [
     libc::SIGCHLD,
     libc::SIGTERM,
     libc::SIGHUP,
     libc::SIGINT,
     libc::SIGQUIT,
+    libc::SIGCONT,
 ];
+
+/// Longest pause between two looks at what remains of the command's group once its
+/// first process has exited.
+const MAX_GROUP_POLL: Duration = Duration::from_millis(50);
 
 pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
     let mut opts = super::options::lock_options(&args.lock, quiet);
@@ -42,7 +50,16 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
     // Block before spawning, so no signal about the child can slip past.
     let mask = SignalMask::block(&HANDLED)
         .map_err(|e| Error::Internal(format!("cannot block signals: {e}")))?;
-    let child = match sys::spawn::spawn(&args.command[0], &args.command[1..]) {
+    // The command gets a process group of its own, so that every signal lockrun passes
+    // on reaches its whole tree; and lockrun's terminal, when lockrun has it, so that
+    // it reads the terminal and gets Ctrl-C as it would without lockrun.
+    let terminal = tree::foreground_terminal();
+    let spawn_opts = SpawnOptions {
+        own_group: true,
+        terminal,
+        record_fd: guard.child_record_fd().map(|fd| fd.as_raw_fd()),
+    };
+    let child = match sys::spawn::spawn(&args.command[0], &args.command[1..], spawn_opts) {
         Ok(child) => child,
         Err(source) => {
             drop(mask);
@@ -50,15 +67,47 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
             return Err(Error::Spawn { program, source });
         }
     };
-    trace::step(|| format!("started {program} as PID {}", child.id()));
-    if let Err(e) = guard.note_child(child.id()) {
+    let group = Group {
+        pgid: child.id(),
+        terminal,
+        handed: terminal.is_some(),
+    };
+    trace::step(|| {
+        format!(
+            "started {program} as PID {} in its own process group{}",
+            child.id(),
+            if terminal.is_some() {
+                ", in the terminal's foreground"
+            } else {
+                ""
+            }
+        )
+    });
+    if !child.recorded()
+        && let Err(e) = guard.note_child(child.id(), Some(group.pgid))
+    {
         trace::step(|| format!("could not record the command in the lock: {e}"));
     }
-    let outcome = supervise(child, &mask, args.max_hold, args.kill_after);
+    let outcome = supervise(child, group, &mask, args.max_hold, args.kill_after);
     drop(mask);
-    let code = outcome?;
+    let outcome = outcome?;
+    let code = match outcome {
+        Outcome::Code(code) => code,
+        Outcome::Signal { signal, .. } => ExitCode::of_command(ChildStatus::Signaled(signal)),
+    };
     match guard.release() {
-        Ok(()) => Ok(code),
+        Ok(()) => {
+            if let Outcome::Signal {
+                signal,
+                from_terminal,
+            } = outcome
+            {
+                trace::step(|| format!("released; dying of signal {signal} as the command did"));
+                tree::die_of(signal, from_terminal);
+                // Still here: a signal whose default is not to end a process.
+            }
+            Ok(code)
+        }
         Err(e) => {
             eprintln!("lockrun: {e}");
             Ok(code.after_failed_release(e.exit_code()))
@@ -66,63 +115,193 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
     }
 }
 
-/// Waits for the child, forwarding signals and enforcing `--max-hold`; returns the exit
-/// status to report.
+/// The command's process group and lockrun's terminal.
+struct Group {
+    pgid: u32,
+    terminal: Option<i32>,
+    /// The terminal's foreground is the command's group now.
+    handed: bool,
+}
+
+impl Group {
+    fn signal(&self, signal: i32) {
+        trace::step(|| format!("signal {signal} to process group {}", self.pgid));
+        if let Err(e) = tree::signal_group(self.pgid, signal) {
+            trace::step(|| format!("cannot signal process group {}: {e}", self.pgid));
+        }
+    }
+
+    /// Continues the stopped command, in the terminal's foreground if lockrun has it.
+    fn resume(&mut self) {
+        if let Some(fd) = self.terminal
+            && tree::in_foreground(fd)
+        {
+            match tree::give_terminal(fd, self.pgid) {
+                Ok(()) => self.handed = true,
+                Err(e) => trace::step(|| format!("cannot hand the terminal over: {e}")),
+            }
+        }
+        self.signal(libc::SIGCONT);
+    }
+
+    fn take_terminal_back(&mut self) {
+        if let (true, Some(fd)) = (self.handed, self.terminal) {
+            self.handed = false;
+            if let Err(e) = tree::take_terminal_back(fd) {
+                trace::step(|| format!("cannot take the terminal back: {e}"));
+            }
+        }
+    }
+}
+
+/// What lockrun reports once the lock is released.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Code(ExitCode),
+    /// The command died of `signal`: lockrun dies of it too; `from_terminal` when the
+    /// terminal was the command's (its Ctrl-C reached the command's group only).
+    Signal {
+        signal: i32,
+        from_terminal: bool,
+    },
+}
+
+/// Waits for the command and for every process of its group, passing signals on to the
+/// group and enforcing `--max-hold`; returns what to report.
 fn supervise(
     mut child: Child,
+    mut group: Group,
     mask: &SignalMask,
     max_hold: Option<Duration>,
     kill_after: Duration,
-) -> Result<ExitCode> {
+) -> Result<Outcome> {
     let pid = child.id();
     let mut deadline = max_hold.map(|d| Instant::now() + d);
+    // --max-hold expired (exit 124).
     let mut expired = false;
+    // The group got SIGTERM (--max-hold, or its first process was killed); then SIGKILL.
+    let mut terminated = false;
     let mut killed = false;
+    let mut stopped = false;
+    let mut ended: Option<(ChildStatus, bool)> = None;
+    let mut poll = Duration::from_millis(1);
     loop {
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|e| Error::Internal(format!("waiting for PID {pid}: {e}")))?
-        {
-            trace::step(|| format!("command ended: {status:?}"));
-            if expired {
-                return Ok(ExitCode::MaxHold);
+        if ended.is_none() {
+            match child
+                .try_wait()
+                .map_err(|e| Error::Internal(format!("waiting for PID {pid}: {e}")))?
+            {
+                Some(ChildStatus::Stopped(signal)) => {
+                    // Ctrl-Z (or a read from the background): stop lockrun's own group
+                    // as the terminal would have, and go on when it is continued.
+                    trace::step(|| format!("command stopped by signal {signal}"));
+                    group.take_terminal_back();
+                    stopped = true;
+                    if signal != libc::SIGSTOP {
+                        tree::stop_own_group(signal);
+                        // Not stopped (an orphaned group): the terminal would not have
+                        // stopped the command either; a read from the background
+                        // (SIGTTIN/SIGTTOU) would only stop it again.
+                        if signal == libc::SIGTSTP && !tree::continue_pending() {
+                            stopped = false;
+                            group.resume();
+                        }
+                    }
+                    continue;
+                }
+                Some(status) => {
+                    trace::step(|| format!("command ended: {status:?}"));
+                    let handed = group.handed;
+                    ended = Some((status, handed));
+                    if matches!(status, ChildStatus::Signaled(_))
+                        && !terminated
+                        && tree::group_runs(group.pgid)
+                    {
+                        // The command was killed (Ctrl-C, a signal passed on): end what
+                        // remains of its tree too, TERM then KILL.
+                        group.signal(libc::SIGTERM);
+                        terminated = true;
+                        deadline = Some(Instant::now() + kill_after);
+                    }
+                }
+                None => {}
             }
-            return Ok(ExitCode::of_command(status));
         }
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if ended.is_some() {
+            if !tree::group_runs(group.pgid) {
+                break;
+            }
+            if poll == Duration::from_millis(1) {
+                trace::step(|| {
+                    format!(
+                        "command ended; waiting for the rest of process group {}",
+                        group.pgid
+                    )
+                });
+            }
+        }
+        let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if ended.is_some() {
+            timeout = Some(timeout.map_or(poll, |t| t.min(poll)));
+            poll = (poll * 2).min(MAX_GROUP_POLL);
+        }
         let received = mask
             .wait(timeout)
             .map_err(|e| Error::Internal(format!("waiting for signals: {e}")))?;
         match received {
             None => {
-                // A deadline passed.
-                if !expired {
+                if deadline.is_none_or(|d| Instant::now() < d) {
+                    continue;
+                }
+                if !terminated {
                     expired = true;
-                    eprintln!("lockrun: --max-hold expired: sending SIGTERM to PID {pid}");
-                    let _ = sys::send_signal(pid, libc::SIGTERM);
+                    terminated = true;
+                    eprintln!(
+                        "lockrun: --max-hold expired: sending SIGTERM to the command (process group {})",
+                        group.pgid
+                    );
+                    group.signal(libc::SIGTERM);
                     deadline = Some(Instant::now() + kill_after);
                 } else if !killed {
                     killed = true;
-                    eprintln!("lockrun: PID {pid} still running: sending SIGKILL");
-                    let _ = sys::send_signal(pid, libc::SIGKILL);
+                    eprintln!(
+                        "lockrun: process group {} still running: sending SIGKILL",
+                        group.pgid
+                    );
+                    group.signal(libc::SIGKILL);
                     deadline = None;
                 }
             }
             Some(sig) if sig.signal == libc::SIGCHLD => {}
-            Some(sig) if sig.signal == libc::SIGTERM || sig.signal == libc::SIGHUP => {
-                trace::step(|| format!("forwarding signal {} to PID {pid}", sig.signal));
-                let _ = sys::send_signal(pid, sig.signal);
+            Some(sig) if sig.signal == libc::SIGCONT => {
+                if stopped {
+                    stopped = false;
+                    group.resume();
+                }
             }
             Some(sig) => {
-                // SIGINT/SIGQUIT: the terminal already signalled the command's process
-                // group; only a kill(2) aimed at lockrun alone needs passing on.
-                if sig.sent_by_process {
-                    trace::step(|| format!("forwarding signal {} to PID {pid}", sig.signal));
-                    let _ = sys::send_signal(pid, sig.signal);
+                // TERM, HUP; INT and QUIT too: with the terminal handed to the command,
+                // the terminal's own reach the command's group and not lockrun, so
+                // any that reach lockrun were meant for the command as well.
+                group.signal(sig.signal);
+                if stopped {
+                    group.signal(libc::SIGCONT);
                 }
             }
         }
     }
+    group.take_terminal_back();
+    let (status, handed) = ended.unwrap_or((ChildStatus::Exited(0), false));
+    if expired {
+        return Ok(Outcome::Code(ExitCode::MaxHold));
+    }
+    Ok(match status {
+        ChildStatus::Signaled(signal) => Outcome::Signal {
+            signal,
+            from_terminal: handed && matches!(signal, libc::SIGINT | libc::SIGQUIT),
+        },
+        other => Outcome::Code(ExitCode::of_command(other)),
+    })
 }
 
 /// `-F/--exec`: the command replaces lockrun and keeps the lock's descriptors; the lock

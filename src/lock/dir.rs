@@ -65,8 +65,9 @@ pub(crate) enum DeadEvidence {
     Info {
         file: File,
         dir_id: flock::FileId,
-        /// The dead holder's command (`CHILD:` and its start token), if it named one.
-        command: Option<(u32, String)>,
+        /// The dead holder's command (`CHILD:`, its start token and `CHILD_PGID:`), if
+        /// it named one.
+        command: Option<(u32, String, Option<u32>)>,
     },
     /// A lock directory without `info`, older than the grace period.
     Infoless { dir_id: flock::FileId },
@@ -264,7 +265,10 @@ pub(crate) fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
         }
         true => {
             let info = Info::read_from(&file)?;
-            let command = info.child.zip(info.child_start.clone());
+            let command = info
+                .child
+                .zip(info.child_start.clone())
+                .map(|(pid, start)| (pid, start, info.child_pgid));
             let verdict = judge_unlocked(&info, since, judge);
             trace::step(|| format!("probe: info flock free, verdict {verdict:?}"));
             match verdict {
@@ -370,12 +374,58 @@ fn judge_unlocked(info: &Info, since: Option<SystemTime>, judge: &Judge) -> Verd
 
 /// How long a taker waits for the command of a dead `with` to be gone.
 const ORPHAN_PATIENCE: Duration = Duration::from_secs(2);
+/// How long a taker lets the tree of a dead `with` end by itself before SIGKILL.
+const ORPHAN_GRACE: Duration = Duration::from_millis(50);
 
-/// A `with` killed by SIGKILL loses its flock before the kernel delivers the
-/// parent-death signal to its command: for that instant the command still runs. The
-/// dead holder's `info` names the command (`CHILD:`); wait until it is gone (bounded:
-/// without a parent-death signal, as on macOS, it may run on).
-pub(crate) fn wait_for_orphaned_command(child: u32, start: &str) {
+/// A `with` killed by SIGKILL loses its flock before its command tree is gone (on
+/// Linux the parent-death signal reaches its first process only; elsewhere nothing
+/// does). The dead holder's `info` names the command (`CHILD:`) and its process group
+/// (`CHILD_PGID:`). Give the group a short grace, then SIGKILL it, and wait until no
+/// process of it runs (zombies do not). Only on this host and boot (the start token
+/// says so) and only the recorded group: a reused PID or PGID is never touched.
+/// False when something of it still runs after all that.
+pub(crate) fn end_orphaned_command(child: u32, start: &str, pgid: Option<u32>) -> bool {
+    let this_boot = start
+        .split_once('@')
+        .is_some_and(|(_, boot)| sys::boot_id().as_deref() == Some(boot));
+    let Some(pgid) = pgid.filter(|&g| g == child && g > 1 && this_boot) else {
+        wait_for_orphaned_command(child, start);
+        return true;
+    };
+    if !sys::tree::is_recorded_group(pgid, start) {
+        trace::step(|| format!("process group {pgid} of the dead holder is another's now"));
+        return true;
+    }
+    let started = std::time::Instant::now();
+    if sys::tree::wait_group_gone(pgid, started + ORPHAN_GRACE) {
+        if started.elapsed() > Duration::from_micros(100) {
+            trace::step(|| format!("process group {pgid} of the dead holder ended"));
+        }
+        return true;
+    }
+    trace::step(|| format!("process group {pgid} of the dead holder still runs: SIGKILL"));
+    // Checked again just before the kill: the leader may have gone and its PID been
+    // reused meanwhile only if the group emptied, which the wait above rules out.
+    if !sys::tree::is_recorded_group(pgid, start) {
+        return true;
+    }
+    if let Err(e) = sys::tree::signal_group(pgid, libc::SIGKILL) {
+        trace::step(|| format!("cannot SIGKILL process group {pgid}: {e}"));
+    }
+    let gone = sys::tree::wait_group_gone(pgid, std::time::Instant::now() + ORPHAN_PATIENCE);
+    trace::step(|| {
+        if gone {
+            format!("process group {pgid} of the dead holder is gone")
+        } else {
+            format!("process group {pgid} of the dead holder still runs after SIGKILL")
+        }
+    });
+    gone
+}
+
+/// Without a recorded group (a holder of an older lockrun): wait until the command
+/// itself is gone, bounded.
+fn wait_for_orphaned_command(child: u32, start: &str) {
     let deadline = std::time::Instant::now() + ORPHAN_PATIENCE;
     let mut waited = false;
     while sys::process_is_running(child, start) {

@@ -7,10 +7,11 @@ use std::io::{self, Read};
 use super::dir;
 use super::info;
 
-/// A shared holder's SIGKILLed lockrun drops its LOCK_SH before the kernel kills its
-/// command, so readers record their commands in the gate (`CHILD:` lines, as `with`
-/// does in `info`). Whoever finds the gate free of readers, with the dir lock held,
-/// waits for the recorded commands to be gone and then empties the list.
+/// A shared holder's SIGKILLed lockrun drops its LOCK_SH while its command tree may
+/// still run, so readers record their commands in the gate (`CHILD:` lines with
+/// `CHILD_PGID:`, as `with` does in `info`). Whoever finds the gate free of readers,
+/// with the dir lock held, ends what remains of the recorded groups and then empties
+/// the list.
 pub(super) fn settle_gate(gate: &File, writable: bool) -> io::Result<()> {
     let mut text = String::new();
     gate.take(info::MAX_INFO_BYTES * 64)
@@ -18,9 +19,9 @@ pub(super) fn settle_gate(gate: &File, writable: bool) -> io::Result<()> {
     if text.is_empty() {
         return Ok(());
     }
-    for (pid, start) in info::children(&text) {
-        if let Some(start) = start {
-            dir::wait_for_orphaned_command(pid, &start);
+    for child in info::children(&text) {
+        if let Some(start) = &child.start {
+            dir::end_orphaned_command(child.pid, start, child.pgid);
         }
     }
     if writable {

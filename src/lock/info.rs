@@ -62,6 +62,9 @@ pub(crate) struct Info {
     /// taker of a dead lock can wait until that command is gone too.
     pub(crate) child: Option<u32>,
     pub(crate) child_start: Option<String>,
+    /// The process group of the command's tree (the command leads it: same number as
+    /// `CHILD`); a taker of a dead lock ends what still runs of it.
+    pub(crate) child_pgid: Option<u32>,
 }
 
 impl Info {
@@ -106,6 +109,7 @@ impl Info {
                 "NONCE" => info.nonce = text(),
                 "CHILD" => info.child = value.parse().ok(),
                 "CHILD_START" => info.child_start = text(),
+                "CHILD_PGID" => info.child_pgid = value.parse().ok(),
                 _ => {}
             }
         }
@@ -142,7 +146,11 @@ impl Info {
         line("LABEL", self.label.clone());
         line("COMMAND", self.command.as_deref().map(cut_command));
         line("NONCE", self.nonce.clone());
-        out.push_str(&child_lines(self.child, self.child_start.as_deref()));
+        out.push_str(&child_lines(
+            self.child,
+            self.child_start.as_deref(),
+            self.child_pgid,
+        ));
         out
     }
 
@@ -176,36 +184,53 @@ impl Info {
     }
 }
 
-/// The `CHILD:`/`CHILD_START:` lines, also appended on their own by a running holder.
-pub(crate) fn child_lines(child: Option<u32>, start: Option<&str>) -> String {
+/// The `CHILD:`/`CHILD_START:`/`CHILD_PGID:` lines, also appended on their own by a
+/// running holder.
+pub(crate) fn child_lines(child: Option<u32>, start: Option<&str>, pgid: Option<u32>) -> String {
     let mut out = String::new();
     if let Some(pid) = child {
         out.push_str(&format!("CHILD: {pid}\n"));
         if let Some(start) = start {
             out.push_str(&format!("CHILD_START: {}\n", escape(start)));
         }
+        if let Some(pgid) = pgid {
+            out.push_str(&format!("CHILD_PGID: {pgid}\n"));
+        }
     }
     out
 }
 
-/// Every `CHILD:` line of `text` with the `CHILD_START:` that follows it (if any): the
-/// commands that shared holders recorded in `<hex>.rw`.
-pub(crate) fn children(text: &str) -> Vec<(u32, Option<String>)> {
-    let mut out: Vec<(u32, Option<String>)> = Vec::new();
+/// A command recorded by a holder: `CHILD:` with the `CHILD_START:` and `CHILD_PGID:`
+/// that follow it (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordedChild {
+    pub(crate) pid: u32,
+    pub(crate) start: Option<String>,
+    pub(crate) pgid: Option<u32>,
+}
+
+/// Every command recorded in `text`: those that shared holders recorded in `<hex>.rw`.
+pub(crate) fn children(text: &str) -> Vec<RecordedChild> {
+    let mut out: Vec<RecordedChild> = Vec::new();
     for line in text.lines() {
         let Some((key, value)) = line.split_once(": ") else {
             continue;
         };
-        match key {
-            "CHILD" => {
+        match (key, out.last_mut()) {
+            ("CHILD", _) => {
                 if let Ok(pid) = value.parse() {
-                    out.push((pid, None));
+                    out.push(RecordedChild {
+                        pid,
+                        start: None,
+                        pgid: None,
+                    });
                 }
             }
-            "CHILD_START" => {
-                if let Some((_, start @ None)) = out.last_mut() {
-                    *start = Some(unescape(value));
-                }
+            ("CHILD_START", Some(last)) if last.start.is_none() => {
+                last.start = Some(unescape(value));
+            }
+            ("CHILD_PGID", Some(last)) if last.pgid.is_none() => {
+                last.pgid = value.parse().ok();
             }
             _ => {}
         }
@@ -276,6 +301,7 @@ mod tests {
             nonce: Some("n1".into()),
             child: Some(43),
             child_start: Some("456@abc".into()),
+            child_pgid: Some(43),
         };
         assert_eq!(Info::parse(&info.render()), info);
         assert_eq!(info.boot_id(), Some("abc"));

@@ -126,6 +126,21 @@ impl LockGuard {
         fds
     }
 
+    /// Where the command of `with` records itself (`CHILD:` lines): the lock's `info`,
+    /// or for a shared holder the reader gate when it is writable.
+    pub fn child_record_fd(&self) -> Option<BorrowedFd<'_>> {
+        if let Some(h) = &self.held {
+            return Some(h.info_file.as_fd());
+        }
+        match &self.reader_gate {
+            Some(ReaderGate {
+                file,
+                writable: true,
+            }) => Some(file.as_fd()),
+            _ => None,
+        }
+    }
+
     /// Leaves the lock in place without releasing it: for `acquire`, whose lock outlives
     /// this process, and for `--exec`, whose command inherits it.
     pub(crate) fn leak(mut self) {
@@ -137,12 +152,13 @@ impl LockGuard {
         }
     }
 
-    /// Records the command run under the lock (`CHILD:`) in the lock's `info`, or for a
-    /// shared holder in the reader gate, so that whoever takes the lock over after a
-    /// crash first waits for that command to be gone.
-    pub(crate) fn note_child(&mut self, pid: u32) -> Result<()> {
+    /// Records the command run under the lock (`CHILD:`, and `CHILD_PGID:` when it leads
+    /// a process group of its own) in the lock's `info`, or for a shared holder in the
+    /// reader gate, so that whoever takes the lock over after a crash first ends what
+    /// still runs of that command's tree.
+    pub(crate) fn note_child(&mut self, pid: u32, pgid: Option<u32>) -> Result<()> {
         let token = crate::sys::process_start_token(pid);
-        let lines = info::child_lines(Some(pid), token.as_deref());
+        let lines = info::child_lines(Some(pid), token.as_deref(), pgid);
         if let Some(held) = self.held.as_mut() {
             return std::io::Write::write_all(&mut held.info_file, lines.as_bytes())
                 .map_err(|e| Error::io(held.lock_path.join("info"), e));
@@ -280,6 +296,7 @@ fn build_info(key: &LockKey, opts: &LockOptions, mode: Mode) -> Info {
         nonce: Some(dir::new_nonce()),
         child: None,
         child_start: None,
+        child_pgid: None,
     }
 }
 

@@ -135,8 +135,11 @@ pub(crate) fn break_dead(
             dir_id,
             command,
         } => {
-            if let Some((pid, start)) = command {
-                dir::wait_for_orphaned_command(pid, &start);
+            if let Some((pid, start, pgid)) = command
+                && !dir::end_orphaned_command(pid, &start, pgid)
+            {
+                // Still running after SIGKILL: not ours to take yet; probe again.
+                return Ok(false);
             }
             test_hooks::pause_before_break(lock_path);
             let id = Identity {

@@ -9,8 +9,8 @@ mod unix;
 #[cfg(unix)]
 pub(crate) use unix::{
     PidState, SignalMask, boot_id, current_pid, current_uid, hostname, ignore_file_size_signal,
-    parent_pid, pid_state, proc_locks, process_command, process_is_running, process_setup,
-    process_start_token, rename_noreplace, send_signal, set_close_on_exec, set_inheritable, spawn,
+    owner, parent_pid, pid_state, proc_locks, process_command, process_is_running, process_setup,
+    process_start_token, rename_noreplace, set_close_on_exec, set_inheritable, spawn, tree,
 };
 
 /// What Rust's own start-up would have done that lockrun relies on; nothing elsewhere.

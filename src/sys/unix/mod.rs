@@ -12,10 +12,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal};
+use rustix::process::Pid;
 
+pub(crate) mod owner;
 pub(crate) mod proc_locks;
 pub(crate) mod spawn;
+pub(crate) mod tree;
 
 /// Renames `from` to `to` only if `to` does not exist.
 ///
@@ -106,9 +108,45 @@ pub(crate) fn pid_state(pid: u32) -> PidState {
     };
     match rustix::process::test_kill_process(pid) {
         Err(e) if e == rustix::io::Errno::SRCH => PidState::Gone,
-        // Success or EPERM: a process with that id exists.
+        // Success or EPERM: a process with that id exists; but a zombie (exited, never
+        // reaped: some container inits never reap) does no work and never will.
+        _ if is_zombie(pid.as_raw_nonzero().get() as u32) => PidState::Gone,
         _ => PidState::Alive,
     }
+}
+
+/// True when `pid` has exited and waits to be reaped.
+#[cfg(not(target_os = "macos"))]
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|end| stat.get(end + 1..))
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z")
+    })
+}
+
+/// macOS: `pbi_status` SZOMB.
+#[cfg(target_os = "macos")]
+fn is_zombie(pid: u32) -> bool {
+    const SZOMB: u32 = 5;
+    let Ok(pid) = libc::c_int::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: proc_bsdinfo is plain data; zeroed is a valid value.
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: `info` is writable for `size` bytes, the size proc_pidinfo is told.
+    let n = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDTBSDINFO,
+            0,
+            (&mut info as *mut libc::proc_bsdinfo).cast(),
+            size,
+        )
+    };
+    n == size && info.pbi_status == SZOMB
 }
 
 /// This boot's identity, so a PID from before a reboot is never taken for a live one.
@@ -244,36 +282,6 @@ pub(crate) fn process_command(pid: u32) -> Option<String> {
     Some(shlex::try_quote(&path).map_or(path.clone(), |q| q.into_owned()))
 }
 
-/// Sends `signal` to `pid`; a process that is already gone is not an error.
-pub(crate) fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
-    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
-        return Ok(());
-    };
-    let Some(sig) = signal_from_raw(signal) else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "unknown signal",
-        ));
-    };
-    match rustix::process::kill_process(pid, sig) {
-        Err(e) if e == rustix::io::Errno::SRCH => Ok(()),
-        r => r.map_err(Into::into),
-    }
-}
-
-fn signal_from_raw(signal: i32) -> Option<Signal> {
-    Some(match signal {
-        libc::SIGTERM => Signal::TERM,
-        libc::SIGKILL => Signal::KILL,
-        libc::SIGHUP => Signal::HUP,
-        libc::SIGINT => Signal::INT,
-        libc::SIGQUIT => Signal::QUIT,
-        libc::SIGUSR1 => Signal::USR1,
-        libc::SIGUSR2 => Signal::USR2,
-        _ => return None,
-    })
-}
-
 /// A set of signals held pending in this thread, to be taken one at a time with
 /// [`SignalMask::wait`]. Dropping it restores the previous mask.
 #[derive(Debug)]
@@ -286,9 +294,6 @@ pub(crate) struct SignalMask {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Received {
     pub(crate) signal: i32,
-    /// True when a process sent it with kill(2); false when the kernel raised it (for
-    /// SIGINT/SIGQUIT: the terminal, which also signalled the command's process group).
-    pub(crate) sent_by_process: bool,
 }
 
 impl SignalMask {
@@ -319,9 +324,9 @@ impl SignalMask {
         loop {
             // SAFETY: siginfo_t is plain data filled by the kernel; `self.set` was
             // initialised in `block`; the timespec lives across the call.
-            let (rc, info) = unsafe {
+            let rc = unsafe {
                 let mut info: libc::siginfo_t = std::mem::zeroed();
-                let rc = match timeout {
+                match timeout {
                     Some(t) => {
                         let ts = libc::timespec {
                             tv_sec: t.as_secs() as libc::time_t,
@@ -330,15 +335,10 @@ impl SignalMask {
                         libc::sigtimedwait(&self.set, &mut info, &ts)
                     }
                     None => libc::sigwaitinfo(&self.set, &mut info),
-                };
-                (rc, info)
+                }
             };
             if rc >= 0 {
-                return Ok(Some(Received {
-                    signal: rc,
-                    sent_by_process: info.si_code == libc::SI_USER
-                        || info.si_code == libc::SI_QUEUE,
-                }));
+                return Ok(Some(Received { signal: rc }));
             }
             let err = io::Error::last_os_error();
             match err.raw_os_error() {
@@ -369,10 +369,7 @@ impl SignalMask {
                     let mut got: libc::c_int = 0;
                     // SAFETY: sigwait returns at once since `sig` is pending and blocked.
                     unsafe { libc::sigwait(&self.set, &mut got) };
-                    return Ok(Some(Received {
-                        signal: got,
-                        sent_by_process: true,
-                    }));
+                    return Ok(Some(Received { signal: got }));
                 }
             }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
