@@ -14,6 +14,9 @@ mod json_stress;
 mod reliability;
 mod with;
 
+// a lock lasts as long as its work: command trees, terminals, acquire's owner
+mod lifetime;
+
 // status, show, cleanup, unlock, acquire, release
 mod lock_admin;
 

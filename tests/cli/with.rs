@@ -359,10 +359,18 @@ fn exit_codes_pass_through() {
     let env = TestEnv::new();
     env.run(["with", "f", "--", "sh", "-c", "exit 3"])
         .assert_failure_with(3);
+    // A command killed by a signal: lockrun releases and dies of it too (a shell sees
+    // 128+N, as without lockrun).
+    let out = env.run(["with", "f", "--", "sh", "-c", "kill -USR1 $$"]);
     assert_eq!(
-        code(&env.run(["with", "f", "--", "sh", "-c", "kill -USR1 $$"])),
-        128 + 10
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGUSR1)
     );
+    let out = sh(
+        &env,
+        r#""$L" with f -- sh -c 'kill -USR1 $$'; echo "status=$?""#,
+    );
+    assert_eq!(stdout(&wait_output(out, PATIENCE)).trim(), "status=138");
     let out = env.run(["with", "f", "--", "no-such-command-xyz"]);
     out.assert_failure_with(127);
     assert!(
