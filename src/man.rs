@@ -32,15 +32,38 @@ const FILES: &[(&str, &str)] = &[
     ),
     (
         "<lockdir>/<sha256>.lock/info",
-        "KEY: value lines: PID, ACQUIRED, HOSTNAME (as the bash scripts write them), then TOOL, PID_START, UID, MODE, LIVENESS, TARGET, LABEL, COMMAND, NONCE, and for `with` the CHILD (command PID) and CHILD_START lines. The holder keeps an exclusive flock(2) on it while alive; a taker of a dead lock waits for its CHILD to be gone.",
+        "KEY: value lines: PID, ACQUIRED, HOSTNAME (as the bash scripts write them), then TOOL, PID_START, UID, MODE, LIVENESS, TARGET, LABEL, COMMAND, NONCE, and for `with` the CHILD (command PID), CHILD_START (its start token) and CHILD_PGID (the process group it leads) lines. The holder keeps an exclusive flock(2) on it while alive; a taker of a dead lock ends what remains of the CHILD_PGID group first (see NOTES).",
     ),
     (
         "<lockdir>/<sha256>.rw",
-        "Reader/writer gate of shared locks (flock LOCK_SH by readers, LOCK_EX by writers). A `with -s` appends its command's CHILD and CHILD_START lines; whoever next finds the gate free of readers waits for those commands to be gone, then empties it.",
+        "Reader/writer gate of shared locks (flock LOCK_SH by readers, LOCK_EX by writers). A `with -s` appends its command's CHILD, CHILD_START and CHILD_PGID lines; whoever next finds the gate free of readers ends what remains of those groups, then empties it.",
     ),
     (
         "<lockdir>/.tmp-*, .stale-*, .released-*",
         "Short-lived entries of lock creation, breaking and release; garbage if a process died at that instant.",
+    ),
+];
+
+const NOTES: &[(&str, &str)] = &[
+    (
+        "The command tree",
+        "`with` runs the command in a process group of its own, the unit shells and timeout(1) use for a command and everything it starts: kill(2) on a group reaches each member atomically, and a group's number is not reused while any member lives. SIGTERM and SIGHUP sent to lockrun, SIGINT and SIGQUIT sent to lockrun by a process, and --max-hold's SIGTERM then SIGKILL go to the whole group. When the command exits, lockrun waits for the rest of its group before it releases; when it dies of a signal, the rest gets SIGTERM, then SIGKILL after --kill-after. Only a process that deliberately leaves the group (setsid, a daemon) outlives the lock.",
+    ),
+    (
+        "The terminal",
+        "When lockrun runs in the foreground of a terminal, the command's group becomes the terminal's foreground group before the command starts (else reading the terminal would stop it with SIGTTIN), and the terminal is handed back when the group is gone. Ctrl-C then reaches the command's group; lockrun releases the lock and dies of the command's signal with its default action, and a terminal's SIGINT or SIGQUIT is passed to lockrun's own group too, as the terminal would have, so a shell loop or script that runs lockrun stops. Ctrl-Z stops the command and then lockrun's own group; when that is continued (fg), the terminal goes back to the command, which is continued.",
+    ),
+    (
+        "A killed lockrun",
+        "If lockrun itself dies (SIGKILL), its flock goes at once but its command tree may run on (on Linux the parent-death signal reaches only the first process; macOS has none). info records the group (CHILD_PGID) and its leader's start token (CHILD_START, with the boot id). A taker of the dead lock, on the same host and boot only, gives the group 50 ms, SIGKILLs what remains, and waits until no member runs; a zombie (exited, never reaped) counts as gone. It touches the group only if its leader is the recorded process or gone: a PID that names a living group is never reused, so a gone leader means the same group, and a different process under that PID means the old group emptied. Shared (-s) holders record the same lines in the reader gate, and the next exclusive taker ends their groups. -v traces each step.",
+    ),
+    (
+        "--inherit and -F/--exec",
+        "--inherit also passes the lock's descriptors to the command: the flock then lasts while any process keeps them open, even one that left the group, as with flock(1). -F/--exec replaces lockrun by the command (no group of its own, no supervision): the lock lasts while the command or any process it started keeps the inherited descriptor open, and --max-hold does not apply.",
+    ),
+    (
+        "The owner of acquire",
+        "The owner is the shell that will run release. Command substitution, ( ... ), pipelines and functions often run acquire in a forked subshell that exits at once; a forked subshell runs the same executable with the same command line as the shell it was forked from. So lockrun walks up from its parent (or from --owner PID) while the next process up has the same executable (/proc/PID/exe), the same command line (/proc/PID/cmdline) and, on Linux, the same stack start (/proc/PID/stat field 28), which a fork copies and a new exec randomises: a shell started by another with the same command line keeps its own lock. On macOS the executable path and the exec-time arguments and environment (KERN_PROCARGS2) are compared. release applies the same rule to find the calling shell.",
     ),
 ];
 
@@ -50,8 +73,8 @@ const EXAMPLES: &[(&str, &str)] = &[
         "Run a script while holding the lock of state.json; wait up to 30 s for it.",
     ),
     (
-        "lockrun with -n -E 0 memory.json -- ./hook.sh",
-        "A hook that must never block a session: if the file is busy, skip and exit 0.",
+        "lockrun with -w 2 -E 0 memory.json -- ./hook.sh",
+        "A hook that updates a shared file: waits up to 2 s for another session's update (milliseconds), then gives up with exit 0 rather than hang.",
     ),
     (
         "lockrun with -w inf --max-hold 3600 /var/run/backup.lock -- backup.sh",
@@ -62,8 +85,8 @@ const EXAMPLES: &[(&str, &str)] = &[
         "Share locks with the old file-lock.sh scripts during a migration.",
     ),
     (
-        "lockrun update -n -E 0 memory.json '.hits += 1'",
-        "Count a hit in a JSON file atomically; skip silently if another session holds it.",
+        "lockrun with -n -E 0 index.lock -- ./reindex.sh",
+        "Work that may be skipped when another session is doing it: one try, exit 0 if busy.",
     ),
     (
         "id=$(lockrun acquire state.json) && ... && lockrun release \"$id\"",
@@ -92,6 +115,7 @@ pub(crate) fn render() -> io::Result<Vec<u8>> {
     section(&mut out, "ENVIRONMENT", ENVIRONMENT)?;
     section(&mut out, "FILES", FILES)?;
     section(&mut out, "EXAMPLES", EXAMPLES)?;
+    section(&mut out, "NOTES", NOTES)?;
     man.render_version_section(&mut out)?;
     Ok(out)
 }

@@ -37,7 +37,7 @@ pub(crate) struct LockArgs {
     #[arg(short = 'n', long = "nonblock")]
     pub(crate) nonblock: bool,
 
-    /// Exit with CODE instead of 75 when the lock is busy (hooks use -n -E 0).
+    /// Exit with CODE instead of 75 when the lock is busy (hooks use -w 2 -E 0).
     #[arg(short = 'E', long = "conflict-exit-code", value_name = "CODE", value_parser = clap::value_parser!(u8))]
     pub(crate) conflict_exit_code: Option<u8>,
 

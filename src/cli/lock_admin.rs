@@ -89,7 +89,8 @@ pub(crate) struct AcquireArgs {
     pub(crate) lock: LockArgs,
 
     /// The process the lock belongs to [default: the parent process, i.e. the calling
-    /// shell]. It must run on this host; the lock is stale once it exits.
+    /// shell], or the shell it is a forked subshell of. It must run on this host; the
+    /// lock is stale once it exits.
     #[arg(long, value_name = "PID")]
     pub(crate) owner: Option<u32>,
 
@@ -104,8 +105,9 @@ pub(crate) struct ReleaseArgs {
     #[arg(short, long)]
     pub(crate) force: bool,
 
-    /// The process releasing [default: the parent process, i.e. the calling shell]; it
-    /// must be the lock's owner (same PID and start token).
+    /// The process releasing [default: the parent process, i.e. the calling shell], or
+    /// the shell it is a forked subshell of; it must be the lock's owner (same PID and
+    /// start token).
     #[arg(long, value_name = "PID")]
     pub(crate) owner: Option<u32>,
 

@@ -46,19 +46,23 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run a command while holding FILE's lock.
     ///
-    /// The command runs as a child; lockrun waits for it, releases the lock and exits
-    /// with the command's exit status (128+N if it was killed by signal N). SIGTERM and
-    /// SIGHUP are forwarded to the command. On Linux the command is killed if lockrun
-    /// itself is killed, so it never runs on without its lock.
+    /// The command runs as a child in a process group of its own (the terminal's
+    /// foreground when lockrun has the terminal); lockrun waits for it and for every
+    /// process of its group, releases the lock and exits with the command's exit status.
+    /// A command killed by signal N makes lockrun release and die of signal N (a shell
+    /// sees 128+N; a loop stops on Ctrl-C). SIGTERM, SIGHUP, SIGINT and SIGQUIT sent to
+    /// lockrun go to the command's whole group. If lockrun itself is killed, the next
+    /// taker ends what remains of the group before its own command starts: no process of
+    /// the command outlives its lock unless it left the group (setsid, daemons).
     #[command(
         visible_alias = "run",
-        after_help = "Examples:\n  lockrun with state.json -- ./update-state.sh\n  lockrun with -n -E 0 memory.json -- hook.sh   # a hook that must never wait\n  lockrun with -w 0.5 --label cron-backup db.lock -- backup.sh"
+        after_help = "Examples:\n  lockrun with state.json -- ./update-state.sh\n  lockrun with -w 2 -E 0 memory.json -- hook.sh   # a hook: short wait, never fails\n  lockrun with -w 0.5 --label cron-backup db.lock -- backup.sh"
     )]
     With(WithArgs),
 
     #[command(
         long_about = jq_help::UPDATE_LONG_ABOUT,
-        after_help = "Examples:\n  lockrun update memory.json '.sessions += [$s]' --argjson s '{\"id\":\"x\"}' --backup\n  lockrun update -n -E 0 memory.json '.hits += 1'   # a hook that must never wait\n  lockrun update --create '{}' state.json '.last = $t' --arg t \"$(date -u +%FT%TZ)\""
+        after_help = "Examples:\n  lockrun update memory.json '.sessions += [$s]' --argjson s '{\"id\":\"x\"}' --backup\n  lockrun update -w 2 -E 0 memory.json '.hits += 1'   # a hook: short wait, never fails\n  lockrun update --create '{}' state.json '.last = $t' --arg t \"$(date -u +%FT%TZ)\""
     )]
     /// Apply a jq filter to a JSON file under its lock and replace the file atomically.
     Update(UpdateArgs),
@@ -177,14 +181,16 @@ pub(crate) enum Command {
 
     /// Take FILE's lock for the calling shell, print its id and exit.
     ///
-    /// The lock belongs to the parent process (the shell that runs lockrun; --owner PID
-    /// names another), recorded with its start token and LIVENESS: pid, so it is stale
-    /// as soon as that process exits and the next acquirer breaks it. The id printed is
-    /// the lock directory's path; pass it to `lockrun release` from the same shell. Run
-    /// it as id=$(lockrun acquire FILE). Beware of what makes another process the parent:
-    /// a pipeline inside $(...) makes a short-lived subshell the owner (the lock is stale
-    /// at once), and `sh -c 'lockrun acquire FILE'` execs lockrun in place of the shell,
-    /// making sh's caller the owner; --owner $$ says it explicitly.
+    /// The lock belongs to the shell that will run `lockrun release`, recorded with its
+    /// start token and LIVENESS: pid, so it is stale as soon as that shell exits and the
+    /// next acquirer breaks it. lockrun starts from its parent (or --owner PID) and looks
+    /// past forked subshells ($(...), ( ... ), pipelines, functions run in a subshell):
+    /// while the next process up runs the same executable with the same command line
+    /// (and, on Linux, the same address-space layout, which only a fork shares), that
+    /// process is the shell. The id printed is the lock directory's path; pass it to
+    /// `lockrun release` from the same shell or a subshell of it. Run it as
+    /// id=$(lockrun acquire FILE). `sh -c 'lockrun acquire FILE'` execs lockrun in place
+    /// of sh, making sh's caller the owner; --owner $$ says it explicitly.
     #[command(
         after_help = "Examples:\n  id=$(lockrun acquire -w 10 --label deploy state.json) || exit\n  ... work on state.json ...\n  lockrun release \"$id\""
     )]
@@ -192,7 +198,8 @@ pub(crate) enum Command {
 
     /// Release a lock taken with `lockrun acquire`, by its id.
     ///
-    /// Only its owner may release it (the calling shell: same PID and start token);
+    /// Only its owner may release it (the calling shell, past forked subshells as for
+    /// acquire: same PID and start token);
     /// another process needs --force. An id that is not a <64 hex>.lock directory inside
     /// a directory, a symlink, or contains a line break is refused and nothing is
     /// touched (exit 2); a lock that no longer exists exits 66; another owner's lock

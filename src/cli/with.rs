@@ -16,20 +16,24 @@ pub(crate) struct WithArgs {
     #[arg(short, long)]
     pub(crate) shared: bool,
 
-    /// Pass the lock's descriptor to the command (the command and anything it starts
-    /// keep the lock alive), as flock(1) does by default.
+    /// Also pass the lock's descriptor to the command, as flock(1) does by default: the
+    /// lock then lasts while any process keeps it open, even one that left the
+    /// command's process group.
     #[arg(long, conflicts_with = "exec")]
     pub(crate) inherit: bool,
 
-    /// Replace lockrun with the command (no fork); the lock ends when the command exits.
+    /// Replace lockrun with the command (no fork, no process group of its own): the lock
+    /// lasts while the command or any process it started keeps the inherited descriptor.
     #[arg(short = 'F', long = "exec", conflicts_with = "max_hold")]
     pub(crate) exec: bool,
 
-    /// Stop the command with SIGTERM after SECS (then SIGKILL after --kill-after); exit 124.
+    /// Stop the command's whole process group with SIGTERM after SECS (then SIGKILL after
+    /// --kill-after); exit 124.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub(crate) max_hold: Option<std::time::Duration>,
 
-    /// With --max-hold: how long to wait after SIGTERM before SIGKILL.
+    /// How long to wait after SIGTERM before SIGKILL: with --max-hold, and for what
+    /// remains of the group once the command was killed by a signal.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
     pub(crate) kill_after: std::time::Duration,
 
