@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""lockrun torture run: P workers for N seconds mixing `with` (exclusive and shared),
-`update`, `acquire`/`release` and `cleanup` on one file while a killer sends SIGKILL to
-random in-flight operations. Run through scripts/stress.sh (which builds the binary).
+"""lockrun torture run: P workers for N seconds mixing `with` (exclusive and shared, with
+a plain and a forking command), `update`, `acquire`/`release` and `cleanup` on one file
+while a killer sends SIGKILL to random in-flight operations. A forking command runs its
+critical section in a background child (`sh -c 'sh -c SECTION & wait'`): when lockrun
+alone is killed, that child runs on until the next taker ends the dead holder's group. Run through scripts/stress.sh (which builds the binary).
 
 Invariants, checked at the end and printed as one summary line (exit 1 on a violation):
 - occupancy: every critical section registers itself with `mkdir occ/<W|R>.<pid>.<starttime>`
@@ -126,8 +128,9 @@ class Inflight:
             if p.poll() is not None:
                 return
             self.killed.add(pid)
-            # Half the time the whole session (lockrun and its command), half the time
-            # lockrun alone (its command must die with it: parent-death signal).
+            # Half the time lockrun's process group, half the time lockrun alone. Either
+            # way a `with` command (in a group of its own) outlives lockrun until the next
+            # taker ends it, which the critical sections' markers check.
             try:
                 # An acquire's owner shell runs the section itself: always the group.
                 if op == "acquire" or rng.random() < 0.5:
@@ -145,12 +148,19 @@ def worker(idx, args, env, deadline, stats, inflight, seed):
     L = args.bin
     while time.monotonic() < deadline:
         r = rng.random()
-        if r < 0.25:
+        if r < 0.15:
             op, argv = "with", [L, "with", "-q", "-w", "60", "data.json", "--",
                                 "sh", "-c", "mode=W; . ./cs.sh"]
-        elif r < 0.45:
+        elif r < 0.25:
+            op, argv = "with-fork", [L, "with", "-q", "-w", "60", "data.json", "--",
+                                     "sh", "-c", "sh -c 'mode=W; . ./cs.sh' & wait"]
+        elif r < 0.38:
             op, argv = "with-shared", [L, "with", "-q", "-s", "-w", "60", "data.json", "--",
                                        "sh", "-c", "mode=R; . ./cs.sh"]
+        elif r < 0.45:
+            op, argv = "with-shared-fork", [L, "with", "-q", "-s", "-w", "60", "data.json",
+                                            "--", "sh", "-c",
+                                            "sh -c 'mode=R; . ./cs.sh' & wait"]
         elif r < 0.80:
             op, argv = "update", [L, "update", "-q", "-w", "60", "data.json", ".n += 1"]
         elif r < 0.95:
@@ -377,7 +387,8 @@ def main():
     k = stats.killed
     summary = (
         f"stress: {args.procs} procs, {elapsed:.0f} s (seed {seed}): "
-        f"{d.get('with', 0)} with, {d.get('with-shared', 0)} with -s, "
+        f"{d.get('with', 0)} with, {d.get('with-fork', 0)} with forking, "
+        f"{d.get('with-shared', 0)} with -s, {d.get('with-shared-fork', 0)} with -s forking, "
         f"{d.get('update', 0)} update, {d.get('acquire', 0)} acquire/release, "
         f"{d.get('cleanup', 0)} cleanup; {stats.kills} kill -9 "
         f"({stats.pgroup_kills} of the whole group; "
