@@ -153,7 +153,12 @@ fn a_command_killed_by_a_signal_makes_lockrun_release_and_die_of_it() {
     let env = TestEnv::new();
     for (signal, name) in [(libc::SIGINT, "INT"), (libc::SIGTERM, "TERM")] {
         let out = env.run(["with", "f", "--", "sh", "-c", &format!("kill -{name} $$")]);
-        assert_eq!(out.status.signal(), Some(signal), "{name}: {:?}", out.output);
+        assert_eq!(
+            out.status.signal(),
+            Some(signal),
+            "{name}: {:?}",
+            out.output
+        );
         assert_eq!(
             code(&env.run(["with", "-n", "f", "--", "true"])),
             0,
