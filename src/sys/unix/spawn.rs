@@ -27,12 +27,15 @@ pub(crate) struct SpawnOptions {
     pub(crate) record_fd: Option<i32>,
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 /// Longest `/proc/self/stat` the child reads (the command name is at most 16 bytes; the
 /// whole line is well under 400).
 const STAT_BUF: usize = 1024;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 /// Room for the child's record lines (two PIDs, a start time and a boot id).
 const RECORD_BUF: usize = 256;
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 /// The child's record, `CHILD: P\nCHILD_START: T@BOOT\nCHILD_PGID: P\n`, built from its
 /// PID and its `/proc/self/stat` (T is field 22, the start time): written into `out`
 /// without allocating (it runs between clone and exec). Returns the length used.
@@ -302,6 +305,9 @@ fn record_self(args: &mut ChildArgs) {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn spawn(program: &OsStr, args: &[OsString], opts: SpawnOptions) -> io::Result<Child> {
     use std::os::unix::process::CommandExt;
+    // No /proc to read the start token from before exec: `with` records the command
+    // after the spawn instead (`Child::recorded` stays false).
+    let _ = opts.record_fd;
     let path = resolve_program(program)?;
     let mut command = std::process::Command::new(path);
     command.args(args);
@@ -421,7 +427,7 @@ pub(crate) fn spawn(program: &OsStr, args: &[OsString], opts: SpawnOptions) -> i
     Ok(child)
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod tests {
     use super::format_child_record;
 

@@ -65,18 +65,15 @@ fn stat_state_and_group(pid: u32) -> Option<(char, libc::pid_t)> {
 #[cfg(target_os = "macos")]
 fn any_member_running(pgid: libc::pid_t) -> bool {
     const SZOMB: u32 = 5;
+    // <libproc.h>: list the processes of one process group (not in the libc crate).
+    const PROC_PGRP_ONLY: u32 = 2;
     let mut pids = vec![0 as libc::pid_t; 4096];
     let bytes = libc::c_int::try_from(pids.len() * std::mem::size_of::<libc::pid_t>())
         .unwrap_or(libc::c_int::MAX);
     // SAFETY: `pids` is writable for `bytes` bytes, the size proc_listpids is told; it
     // returns how many bytes it filled.
     let n = unsafe {
-        libc::proc_listpids(
-            libc::PROC_PGRP_ONLY,
-            pgid as u32,
-            pids.as_mut_ptr().cast(),
-            bytes,
-        )
+        libc::proc_listpids(PROC_PGRP_ONLY, pgid as u32, pids.as_mut_ptr().cast(), bytes)
     };
     let Ok(n) = usize::try_from(n) else {
         return true;
