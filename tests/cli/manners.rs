@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::testenv::Check;
 use crate::testenv::{BIN, TestEnv, code, stderr, stdout};
+use crate::testenv::{Check, Skip, skip};
 
 /// The visible subcommands, as `lockrun --help` lists them (clap's own `help` aside).
 fn subcommands() -> Vec<String> {
@@ -161,7 +161,7 @@ fn help_on_a_terminal(no_color: Option<&str>) -> Option<String> {
 #[test]
 fn help_is_coloured_on_a_terminal_unless_no_color() {
     let Some(tty) = help_on_a_terminal(None) else {
-        eprintln!("SKIPPED: no script(1) to make a terminal");
+        skip(Skip::Missing("no script(1) to make a terminal".into()));
         return;
     };
     assert!(tty.contains('\u{1b}'), "coloured on a terminal: {tty:?}");

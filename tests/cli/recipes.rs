@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::testenv::Check;
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, stdout, wait_output};
+use crate::testenv::{BIN, PATIENCE, TestEnv, code, go, hold, stderr, stdout, wait_output};
+use crate::testenv::{Check, Skip, skip};
 
 const README: &str = include_str!("../../README.md");
 
@@ -80,41 +80,10 @@ fn have(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Holds `file`'s lock (lockrun's default lock dir) in the background for `secs`.
-fn hold(env: &TestEnv, file: &str, secs: &str) -> std::process::Child {
-    let child = Command::new(BIN)
-        .args([
-            "with",
-            "--label",
-            "other-session",
-            file,
-            "--",
-            "sleep",
-            secs,
-        ])
-        .current_dir(env.root())
-        .env_remove("LOCKRUN_DIR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn holder");
-    let mut status = Command::new(BIN);
-    status
-        .args(["status", file])
-        .current_dir(env.root())
-        .env_remove("LOCKRUN_DIR");
-    let start = Instant::now();
-    while status.output().expect("status").status.code() != Some(1) {
-        assert!(start.elapsed() < PATIENCE, "holder never took the lock");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child
-}
-
 #[test]
 fn claude_code_hooks_record_and_never_wait() {
     if !have("jq") {
-        eprintln!("SKIPPED: the record.sh recipe needs jq");
+        skip(Skip::Missing("the record.sh recipe needs jq".into()));
         return;
     }
     let env = TestEnv::new();
@@ -164,7 +133,11 @@ fn claude_code_hooks_record_and_never_wait() {
 
     // Busy: both hooks return at once with 0 and change nothing.
     let before = env.read("aiconfig/memory.json");
-    let mut holder = hold(&env, "aiconfig/memory.json", "5");
+    let holder = hold(
+        &env,
+        &["--label", "other-session", "aiconfig/memory.json"],
+        "holder",
+    );
     for command in [&post, &stop] {
         let start = Instant::now();
         let out = run(&env, "sh", &["-c", command], r#"{"session_id":"s3"}"#);
@@ -173,8 +146,8 @@ fn claude_code_hooks_record_and_never_wait() {
         assert!(start.elapsed() < Duration::from_secs(3), "{command} waited");
     }
     assert_eq!(env.read("aiconfig/memory.json"), before);
-    holder.kill().expect("kill holder");
-    holder.wait().expect("reap holder");
+    go(&env, "holder");
+    wait_output(holder, PATIENCE).assert_success();
 }
 
 #[test]
@@ -211,7 +184,7 @@ fn cursor_hook_script_records_the_edited_file() {
 #[test]
 fn mcp_server_python_recipe_updates_per_call_and_reports_busy() {
     if !have("python3") {
-        eprintln!("SKIPPED: no python3");
+        skip(Skip::Missing("no python3".into()));
         return;
     }
     let env = TestEnv::new();
@@ -227,7 +200,7 @@ fn mcp_server_python_recipe_updates_per_call_and_reports_busy() {
         "[{\"text\": \"hello\"}, {\"text\": \"quotes \\\" and $dollars\"}]\n"
     );
 
-    let mut holder = hold(&env, "memory.json", "5");
+    let holder = hold(&env, &["--label", "other-session", "memory.json"], "holder");
     let start = Instant::now();
     let out = run(&env, "python3", &["server.py"], "");
     assert_ne!(code(&out), 0);
@@ -238,8 +211,8 @@ fn mcp_server_python_recipe_updates_per_call_and_reports_busy() {
         stderr(&out)
     );
     assert!(start.elapsed() < Duration::from_secs(4));
-    holder.kill().expect("kill holder");
-    holder.wait().expect("reap holder");
+    go(&env, "holder");
+    wait_output(holder, PATIENCE).assert_success();
 }
 
 #[test]
