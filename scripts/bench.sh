@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks every DESIGN §7 bar in one run: lockrun against flock(1), flock + jq + mv,
+# Benchmarks every lockrun-protocol(5) MEASURED bar in one run: lockrun against flock(1), flock + jq + mv,
 # and a bash mkdir lock (scripts/mkdir-lock.sh); medians and ratios in one Markdown table
 # on stdout (progress on stderr).
 #   scripts/bench.sh           full run (several minutes)

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::testenv::{self, Check};
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, is_root, stderr, wait_output};
+use crate::testenv::{PATIENCE, TestEnv, bin, code, is_root, stderr, wait_output};
 
 const DOC: &str = "{\n  \"a\": 1,\n  \"list\": [1, 2]\n}\n";
 
@@ -399,10 +399,10 @@ fn run_unprivileged(env: &TestEnv, args: &[&str]) -> std::process::Output {
     fs::set_permissions(env.root(), fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = if is_root() {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
         c
     } else {
-        Command::new(BIN)
+        Command::new(bin())
     };
     cmd.args(args)
         .arg("--lock-dir")

@@ -7,14 +7,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::testenv::Check;
-use crate::testenv::{BIN, PATIENCE, Rng, TestEnv, dead_pid, stderr, temp_files, wait_output};
+use crate::testenv::{PATIENCE, Rng, TestEnv, bin, dead_pid, stderr, temp_files, wait_output};
 
 #[test]
 fn four_processes_by_250_updates_lose_nothing() {
     let env = TestEnv::new();
     env.write("n.json", "{\"n\": 0}\n");
-    let script =
-        format!("for i in $(seq 250); do {BIN} update -w 60 n.json '.n += 1' || exit 1; done");
+    let script = format!(
+        "for i in $(seq 250); do {bin} update -w 60 n.json '.n += 1' || exit 1; done",
+        bin = bin()
+    );
     let children: Vec<_> = (0..4)
         .map(|_| {
             Command::new("sh")
@@ -42,7 +44,8 @@ fn three_clients_by_five_session_appends_keep_all_fifteen() {
     let children: Vec<_> = (0..3)
         .map(|c| {
             let script = format!(
-                "for i in 1 2 3 4 5; do {BIN} update -w 60 memory.json '.sessions += [{{\"id\": $id}}]' --arg id c{c}-$i || exit 1; done"
+                "for i in 1 2 3 4 5; do {bin} update -w 60 memory.json '.sessions += [{{\"id\": $id}}]' --arg id c{c}-$i || exit 1; done"
+                , bin = bin()
             );
             Command::new("sh")
                 .args(["-c", &script])
@@ -125,8 +128,10 @@ fn ulimit_f_mid_write_keeps_the_original_and_exits_74() {
     let env = TestEnv::new();
     let original = "{\n  \"n\": 1\n}\n";
     env.write("u.json", original);
-    let script =
-        format!("ulimit -f 8; exec {BIN} update u.json '.big = ([range(100000)] | tostring)'");
+    let script = format!(
+        "ulimit -f 8; exec {bin} update u.json '.big = ([range(100000)] | tostring)'",
+        bin = bin()
+    );
     let child = Command::new("sh")
         .args(["-c", &script])
         .current_dir(env.root())

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, go, hold, stderr, stdout, wait_output};
 use crate::testenv::{Check, Skip, skip};
+use crate::testenv::{PATIENCE, TestEnv, bin, code, go, hold, stderr, stdout, wait_output};
 
 const README: &str = include_str!("../../README.md");
 
@@ -39,7 +39,7 @@ fn block(heading: &str, lang: &str, nth: usize) -> String {
 }
 
 fn path_with_lockrun() -> String {
-    let dir = Path::new(BIN).parent().expect("bin dir");
+    let dir = Path::new(bin()).parent().expect("bin dir");
     format!(
         "{}:{}",
         dir.display(),
@@ -227,7 +227,7 @@ fn cron_line_skips_an_overlap_and_stops_a_hung_run() {
         .expect("a cron line")
         .to_string();
     std::fs::create_dir_all(env.path(".cargo/bin")).expect("mkdir");
-    std::os::unix::fs::symlink(BIN, env.path(".cargo/bin/lockrun")).expect("symlink");
+    std::os::unix::fs::symlink(bin(), env.path(".cargo/bin/lockrun")).expect("symlink");
     std::fs::create_dir_all(env.path(".cache")).expect("mkdir");
     executable(
         &env,

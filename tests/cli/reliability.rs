@@ -1,4 +1,4 @@
-//! Reliability at the sizes of DESIGN §7 and fault injection: 8 x 500 lock cycles,
+//! Reliability at the sizes of lockrun-protocol(5) MEASURED and fault injection: 8 x 500 lock cycles,
 //! concurrent breakers of one stale lock (exactly one wins), 200 kill -9 trials of
 //! `update` (old or new document, byte for byte), EFBIG, ENOSPC, a read-only filesystem,
 //! permission denied, and a lock directory on another filesystem.
@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::testenv::{Check, Skip, skip};
 use crate::testenv::{
-    BIN, PATIENCE, Rng, TestEnv, code, dead_pid, entries, here, is_root, lock_path_of, sh, stderr,
+    PATIENCE, Rng, TestEnv, bin, code, dead_pid, entries, here, is_root, lock_path_of, sh, stderr,
     stdout, temp_files, wait_output, wait_until,
 };
-use crate::testenv::{Check, Skip, skip};
 
 /// Lock-directory entries other than reader gates (which are kept by design).
 fn lock_garbage(dir: &Path) -> Vec<String> {
@@ -29,7 +29,7 @@ fn lock_garbage(dir: &Path) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 // Exclusion at scale
 
-/// DESIGN §7: 8 processes x 500 lock cycles, no two holders ever overlap. (with.rs runs
+/// lockrun-protocol(5) MEASURED: 8 processes x 500 lock cycles, no two holders ever overlap. (with.rs runs
 /// 8 x 100 with a counter; this is the full size.) Each cycle marks occupancy with
 /// `mkdir occ` (fails if another holder is inside) and bumps a counter. It takes over a
 /// minute on 2 busy cores, so it is ignored by a plain `cargo test`; `.ci/run` runs it
@@ -106,7 +106,7 @@ fn count_breaks(env: &TestEnv, target: &str) -> usize {
     breaks
 }
 
-/// DESIGN §7: 10 concurrent breakers of one stale lock, exactly one wins -- for a dead
+/// lockrun-protocol(5) MEASURED: 10 concurrent breakers of one stale lock, exactly one wins -- for a dead
 /// `with` holder (flock liveness), a dead `acquire` owner and a dead bash-script lock (PID
 /// liveness). Five rounds each.
 #[test]
@@ -148,7 +148,7 @@ fn ten_concurrent_breakers_of_one_stale_lock_exactly_one_wins() {
 // ---------------------------------------------------------------------------------------
 // kill -9 of update
 
-/// DESIGN §7: 200 kill -9 trials of `update` at random moments: the file is always,
+/// lockrun-protocol(5) MEASURED: 200 kill -9 trials of `update` at random moments: the file is always,
 /// byte for byte, the old or the new document; a killed writer's lock never blocks the
 /// next one (`-n`, one attempt, succeeds at once); no temp file piles up.
 #[test]
@@ -493,7 +493,7 @@ fn read_only_filesystem_is_refused_cleanly() {
 /// `lockrun ARGS` as user nobody (root ignores permissions).
 fn as_nobody(env: &TestEnv, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()])
         .args(args)
         .current_dir(env.root())
         .env_remove("LOCKRUN_DIR")
@@ -644,7 +644,7 @@ fn acquire_and_release_of_odd_file_names() {
                 .arg("sh")
                 .arg(name)
                 .current_dir(env.root())
-                .env("L", BIN)
+                .env("L", bin())
                 .env_remove("LOCKRUN_DIR")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

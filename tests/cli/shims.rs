@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::testenv::Check;
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, dead_pid, stderr, stdout, wait_output};
+use crate::testenv::{PATIENCE, TestEnv, bin, code, dead_pid, stderr, stdout, wait_output};
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
 const OLD_CLIENT: &str = concat!(
@@ -16,7 +16,7 @@ const OLD_CLIENT: &str = concat!(
 );
 
 fn bin_dir() -> PathBuf {
-    Path::new(BIN).parent().expect("bin dir").to_path_buf()
+    Path::new(bin()).parent().expect("bin dir").to_path_buf()
 }
 
 /// PATH with the built lockrun's directory first.
@@ -282,7 +282,7 @@ fn file_lock_debug_help_usage_and_missing_lockrun() {
     let mut cmd = shim(&env, "file-lock.sh");
     cmd.args(["with", "f", "--", "echo", "via-env"])
         .env("PATH", "/usr/bin:/bin")
-        .env("LOCKRUN", BIN);
+        .env("LOCKRUN", bin());
     let out = finish(cmd);
     out.assert_success();
     assert_eq!(stdout(&out), "via-env\n");

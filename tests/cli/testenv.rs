@@ -9,7 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_lockrun");
+/// The executable under test: `LOCKRUN_TEST_BIN` when set (`scripts/build.sh --test`
+/// sets it to the build that ships), else the one cargo built for these tests.
+pub fn bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("LOCKRUN_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_lockrun").to_string())
+    })
+}
+
+/// The executable under test has lockrun's test hooks (`LOCKRUN_TEST_BREAK_PAUSE`):
+/// debug builds do; the build that ships (`LOCKRUN_TEST_BIN`) has none.
+pub fn has_test_hooks() -> bool {
+    std::env::var_os("LOCKRUN_TEST_BIN").is_none() && cfg!(debug_assertions)
+}
 
 /// Upper bound for anything a test waits on; tests fail rather than hang.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -52,7 +66,7 @@ impl TestEnv {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.args(args)
             .current_dir(self.root())
             .env_remove("LOCKRUN_DIR")
@@ -283,7 +297,7 @@ pub fn sh(env: &TestEnv, script: &str) -> Child {
         .arg("-c")
         .arg(script)
         .current_dir(env.root())
-        .env("L", BIN)
+        .env("L", bin())
         .env_remove("LOCKRUN_DIR")
         .env_remove("LOCKRUN_TIMEOUT")
         .env_remove("LOCKRUN_DEBUG")
