@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""lockrun's benchmark: every lockrun-protocol(5) MEASURED bar measured in one run, lockrun side by side
-with flock(1) (plus jq and mv for JSON) and a bash mkdir lock (scripts/mkdir-lock.sh,
+"""lockrun's benchmark: every bar of lockrun-protocol(5), MEASURED, in one run, lockrun
+side by side with flock(1) (plus jq and mv for JSON) and a bash mkdir lock (scripts/mkdir-lock.sh,
 the kind of script lockrun replaces); medians and ratios printed as one Markdown table.
 Run through scripts/bench.sh (which builds the release binary). Timing lives here,
 never in the test suite."""
@@ -462,7 +462,7 @@ def main():
           f"{'quick run' if args.quick else 'full run'} in {time.monotonic() - t0:.0f} s. "
           "flock column: flock(1) (with jq and mv for JSON rows); mkdir column: "
           "scripts/mkdir-lock.sh, a bash mkdir lock polling every 100 ms.\n")
-    print("| measure | goal (lockrun-protocol(5) MEASURED) | lockrun | flock(1) | bash mkdir lock | ratio | met |")
+    print("| measure | goal (lockrun-protocol(5)) | lockrun | flock(1) | bash mkdir lock | ratio | met |")
     print("|---|---|---|---|---|---|---|")
     for m, goal, lr, fl, mk, ratio, met in b.rows:
         mark = "" if met is None else ("yes" if met else "**no**")

@@ -1,5 +1,5 @@
-//! Reliability at the sizes of lockrun-protocol(5) MEASURED and fault injection: 8 x 500 lock cycles,
-//! concurrent breakers of one stale lock (exactly one wins), 200 kill -9 trials of
+//! Reliability at the sizes of lockrun-protocol(5) (MEASURED) and fault injection: 8 x 500
+//! lock cycles, concurrent breakers of one stale lock (exactly one wins), 200 kill -9 trials of
 //! `update` (old or new document, byte for byte), EFBIG, ENOSPC, a read-only filesystem,
 //! permission denied, and a lock directory on another filesystem.
 //!
@@ -29,8 +29,8 @@ fn lock_garbage(dir: &Path) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 // Exclusion at scale
 
-/// lockrun-protocol(5) MEASURED: 8 processes x 500 lock cycles, no two holders ever overlap. (with.rs runs
-/// 8 x 100 with a counter; this is the full size.) Each cycle marks occupancy with
+/// lockrun-protocol(5), MEASURED: 8 processes x 500 lock cycles, no two holders ever
+/// overlap. (with.rs runs 8 x 100 with a counter; this is the full size.) Each cycle marks occupancy with
 /// `mkdir occ` (fails if another holder is inside) and bumps a counter. It takes over a
 /// minute on 2 busy cores, so it is ignored by a plain `cargo test`; `.ci/run` runs it
 /// (`cargo test --test cli -- --ignored`).
@@ -106,8 +106,8 @@ fn count_breaks(env: &TestEnv, target: &str) -> usize {
     breaks
 }
 
-/// lockrun-protocol(5) MEASURED: 10 concurrent breakers of one stale lock, exactly one wins -- for a dead
-/// `with` holder (flock liveness), a dead `acquire` owner and a dead bash-script lock (PID
+/// lockrun-protocol(5), MEASURED: 10 concurrent breakers of one stale lock, exactly one
+/// wins -- for a dead `with` holder (flock liveness), a dead `acquire` owner and a dead bash-script lock (PID
 /// liveness). Five rounds each.
 #[test]
 fn ten_concurrent_breakers_of_one_stale_lock_exactly_one_wins() {
@@ -148,8 +148,8 @@ fn ten_concurrent_breakers_of_one_stale_lock_exactly_one_wins() {
 // ---------------------------------------------------------------------------------------
 // kill -9 of update
 
-/// lockrun-protocol(5) MEASURED: 200 kill -9 trials of `update` at random moments: the file is always,
-/// byte for byte, the old or the new document; a killed writer's lock never blocks the
+/// lockrun-protocol(5), MEASURED: 200 kill -9 trials of `update` at random moments: the
+/// file is always, byte for byte, the old or the new document; a killed writer's lock never blocks the
 /// next one (`-n`, one attempt, succeeds at once); no temp file piles up.
 #[test]
 fn two_hundred_kill_9_trials_of_update_leave_old_or_new_document() {
