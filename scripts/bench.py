@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""lockrun's benchmark: every DESIGN §7 bar measured in one run, lockrun side by side
-with flock(1) (plus jq and mv for JSON) and a bash mkdir lock (scripts/mkdir-lock.sh,
+"""lockrun's benchmark: every bar of lockrun-protocol(5), MEASURED, in one run, lockrun
+side by side with flock(1) (plus jq and mv for JSON) and a bash mkdir lock (scripts/mkdir-lock.sh,
 the kind of script lockrun replaces); medians and ratios printed as one Markdown table.
 Run through scripts/bench.sh (which builds the release binary). Timing lives here,
 never in the test suite."""
@@ -69,7 +69,7 @@ class Bench:
         self.rows.append((measure, goal, lockrun, flock, mkdir, ratio, met))
         print(f"bench: {measure}: lockrun {lockrun}, flock {flock}, mkdir {mkdir}", file=sys.stderr)
 
-    # -- §7: overhead ---------------------------------------------------------------
+    # -- MEASURED: overhead ---------------------------------------------------------------
 
     def overhead(self):
         n = 40 if self.quick else 400
@@ -82,7 +82,7 @@ class Bench:
         self.row("`with F -- true` (median)", "<= 1.3x flock", f"{lr:.2f} ms", f"{fl:.2f} ms",
                  f"{mk:.2f} ms", f"{lr / fl:.2f}x flock", lr / fl <= 1.3)
 
-    # -- §7: update vs flock + jq + mv ---------------------------------------------
+    # -- MEASURED: update vs flock + jq + mv ---------------------------------------------
 
     def jq_mv(self, doc):
         return [self.sh, "-c", f'{self.jq} ".n += 1" {doc} > {doc}.tmp && mv {doc}.tmp {doc}']
@@ -163,7 +163,7 @@ class Bench:
                  f"{res['mkdir'][0]:.2f} ms", f"{res['flock'][0] / lat:.1f}x faster",
                  lat < 2.0)
 
-    # -- §7: busy lock, handoff, waiter CPU -----------------------------------------
+    # -- MEASURED: busy lock, handoff, waiter CPU -----------------------------------------
 
     def holder(self, tool, target, seconds):
         cmd = [self.sleep, str(seconds)]
@@ -290,7 +290,7 @@ class Bench:
                  f"{res['lockrun']:.1f} ms", f"{res['flock']:.1f} ms",
                  f"{res['mkdir']:.1f} ms", "", res["lockrun"] < 20)
 
-    # -- §7: reliability bars, in numbers -------------------------------------------
+    # -- MEASURED: reliability bars, in numbers -------------------------------------------
 
     def cycles(self):
         procs, per = (8, 60) if self.quick else (8, 500)
@@ -462,7 +462,7 @@ def main():
           f"{'quick run' if args.quick else 'full run'} in {time.monotonic() - t0:.0f} s. "
           "flock column: flock(1) (with jq and mv for JSON rows); mkdir column: "
           "scripts/mkdir-lock.sh, a bash mkdir lock polling every 100 ms.\n")
-    print("| measure | goal (DESIGN §7) | lockrun | flock(1) | bash mkdir lock | ratio | met |")
+    print("| measure | goal (lockrun-protocol(5)) | lockrun | flock(1) | bash mkdir lock | ratio | met |")
     print("|---|---|---|---|---|---|---|")
     for m, goal, lr, fl, mk, ratio, met in b.rows:
         mark = "" if met is None else ("yes" if met else "**no**")

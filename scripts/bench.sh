@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks every DESIGN §7 bar in one run: lockrun against flock(1), flock + jq + mv,
-# and a bash mkdir lock (scripts/mkdir-lock.sh); medians and ratios in one Markdown table
+# Benchmarks every bar of lockrun-protocol(5) (MEASURED) in one run: lockrun against
+# flock(1), flock + jq + mv, and a bash mkdir lock (scripts/mkdir-lock.sh); medians and ratios in one Markdown table
 # on stdout (progress on stderr).
 #   scripts/bench.sh           full run (several minutes)
 #   scripts/bench.sh --quick   short run, as CI does

@@ -8,11 +8,15 @@
 #   scripts/build.sh                 build; prints the path of the executable
 #   scripts/build.sh --install [...] cargo install it (into ~/.cargo/bin), extra
 #                                    arguments go to cargo install
-#   scripts/build.sh --test [...]    cargo test against that kind of build
+#   scripts/build.sh --test [...]    cargo test against that build: the integration
+#                                    tests run the executable as it ships
+#                                    (LOCKRUN_TEST_BIN), not a debug build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 host=$(rustc -vV | sed -n 's/^host: //p')
+# The caller's flags, for the test harness (which must not be static: proc-macros).
+caller_rustflags="${RUSTFLAGS:-}"
 target=()
 out=target/release/lockrun
 case "$host" in
@@ -32,7 +36,8 @@ case "${1:-}" in
     ;;
   --test)
     shift
-    exec cargo test "${target[@]}" "$@"
+    cargo build --release --locked --quiet "${target[@]}"
+    RUSTFLAGS="$caller_rustflags" LOCKRUN_TEST_BIN="$PWD/$out" exec cargo test "$@"
     ;;
   "")
     cargo build --release --locked --quiet "${target[@]}"

@@ -1,5 +1,5 @@
 //! The man page, generated from the clap definition plus the sections clap cannot know
-//! (every subcommand's options, EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES).
+//! (every subcommand's options, EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES, SEE ALSO).
 //! `man/lockrun.1` is this output; a test fails when the checked-in copy is stale.
 
 use std::io::{self, Write};
@@ -116,6 +116,12 @@ pub(crate) fn render() -> io::Result<Vec<u8>> {
     section(&mut out, "FILES", FILES)?;
     section(&mut out, "EXAMPLES", EXAMPLES)?;
     section(&mut out, "NOTES", NOTES)?;
+    // The on-disk protocol is a page of its own (man/lockrun-protocol.5, checked by
+    // tests/cli/docs.rs against what the executable writes).
+    writeln!(
+        out,
+        ".SH \"SEE ALSO\"\n\\fBlockrun-protocol\\fR(5): the lock directory, the info file and the protocol every taker follows; \\fBflock\\fR(1), \\fBflock\\fR(2)"
+    )?;
     man.render_version_section(&mut out)?;
     Ok(out)
 }

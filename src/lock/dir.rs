@@ -1,4 +1,5 @@
-//! The directory lock of DESIGN §2: publish, probe, judge, release.
+//! The directory lock of lockrun-protocol(5) (man/lockrun-protocol.5, PROTOCOL):
+//! publish, probe, judge, release.
 //!
 //! `<lockdir>/<hex>.lock/` exists while the lock is held. Its `info` file carries an
 //! exclusive flock for the holder's whole life, so liveness comes from the kernel: a

@@ -7,20 +7,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::testenv::Check;
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, wait_output};
+use crate::testenv::{self, Check};
+use crate::testenv::{PATIENCE, TestEnv, bin, code, is_root, stderr, wait_output};
 
 const DOC: &str = "{\n  \"a\": 1,\n  \"list\": [1, 2]\n}\n";
 
 /// Names in `dir` except the lock directory, sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+fn entries_but_locks(dir: &Path) -> Vec<String> {
+    testenv::entries(dir)
+        .into_iter()
         .filter(|n| n != ".locks")
-        .collect();
-    v.sort();
-    v
+        .collect()
 }
 
 struct Case {
@@ -330,7 +327,7 @@ fn bad_input_catalogue_never_writes() {
     for c in &cases {
         let env = TestEnv::new();
         setup(&env, c.file);
-        let before = entries(env.root());
+        let before = entries_but_locks(env.root());
         let mut child = env
             .command(&c.args)
             .stdin(Stdio::piped())
@@ -352,8 +349,8 @@ fn bad_input_catalogue_never_writes() {
         if after_bytes.as_deref() != c.file {
             problems.push("f.json changed".to_string());
         }
-        if entries(env.root()) != before {
-            problems.push(format!("dir now {:?}", entries(env.root())));
+        if entries_but_locks(env.root()) != before {
+            problems.push(format!("dir now {:?}", entries_but_locks(env.root())));
         }
         if c.code != 2 && !err.contains("f.json") {
             problems.push("stderr does not name f.json".to_string());
@@ -389,12 +386,8 @@ fn directory_as_file_is_refused() {
         assert_eq!(code(&out), 74, "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("d.json"), "{}", stderr(&out));
     }
-    assert_eq!(entries(env.root()), vec!["d.json".to_string()]);
+    assert_eq!(entries_but_locks(env.root()), vec!["d.json".to_string()]);
     assert_eq!(fs::read_dir(env.path("d.json")).unwrap().count(), 0);
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
 }
 
 /// Runs lockrun as an unprivileged user: root ignores file permissions, so as root the
@@ -406,10 +399,10 @@ fn run_unprivileged(env: &TestEnv, args: &[&str]) -> std::process::Output {
     fs::set_permissions(env.root(), fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = if is_root() {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
         c
     } else {
-        Command::new(BIN)
+        Command::new(bin())
     };
     cmd.args(args)
         .arg("--lock-dir")
@@ -433,7 +426,9 @@ fn setpriv_available() -> bool {
 #[test]
 fn unreadable_file_exits_77_and_is_untouched() {
     if !setpriv_available() {
-        eprintln!("skipped: running as root without setpriv, so permissions cannot bite");
+        testenv::skip(testenv::Skip::Missing(
+            "running as root without setpriv(1), permissions cannot bite".into(),
+        ));
         return;
     }
     let env = TestEnv::new();
@@ -451,7 +446,9 @@ fn unreadable_file_exits_77_and_is_untouched() {
 #[test]
 fn read_only_directory_exits_77_and_leaves_nothing() {
     if !setpriv_available() {
-        eprintln!("skipped: running as root without setpriv, so permissions cannot bite");
+        testenv::skip(testenv::Skip::Missing(
+            "running as root without setpriv(1), permissions cannot bite".into(),
+        ));
         return;
     }
     let env = TestEnv::new();
@@ -465,6 +462,6 @@ fn read_only_directory_exits_77_and_leaves_nothing() {
     out.assert_failure_with(77);
     assert!(stderr(&out).contains("f.json"), "{}", stderr(&out));
     assert_eq!(fs::read_to_string(&f).unwrap(), DOC);
-    assert_eq!(entries(&dir), vec!["f.json".to_string()]);
+    assert_eq!(entries_but_locks(&dir), vec!["f.json".to_string()]);
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
 }

@@ -4,25 +4,19 @@ use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::testenv::Check;
-use crate::testenv::{BIN, PATIENCE, TestEnv, stderr, wait_output};
-
-fn temp_files(env: &TestEnv) -> Vec<String> {
-    fs::read_dir(env.root())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".lockrun-tmp-"))
-        .collect()
-}
+use crate::testenv::{PATIENCE, Rng, TestEnv, bin, dead_pid, stderr, temp_files, wait_output};
 
 #[test]
 fn four_processes_by_250_updates_lose_nothing() {
     let env = TestEnv::new();
     env.write("n.json", "{\"n\": 0}\n");
-    let script =
-        format!("for i in $(seq 250); do {BIN} update -w 60 n.json '.n += 1' || exit 1; done");
+    let script = format!(
+        "for i in $(seq 250); do {bin} update -w 60 n.json '.n += 1' || exit 1; done",
+        bin = bin()
+    );
     let children: Vec<_> = (0..4)
         .map(|_| {
             Command::new("sh")
@@ -40,7 +34,7 @@ fn four_processes_by_250_updates_lose_nothing() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     assert_eq!(env.read("n.json"), "{\"n\": 1000}\n");
-    assert!(temp_files(&env).is_empty());
+    assert!(temp_files(env.root()).is_empty());
 }
 
 #[test]
@@ -50,7 +44,8 @@ fn three_clients_by_five_session_appends_keep_all_fifteen() {
     let children: Vec<_> = (0..3)
         .map(|c| {
             let script = format!(
-                "for i in 1 2 3 4 5; do {BIN} update -w 60 memory.json '.sessions += [{{\"id\": $id}}]' --arg id c{c}-$i || exit 1; done"
+                "for i in 1 2 3 4 5; do {bin} update -w 60 memory.json '.sessions += [{{\"id\": $id}}]' --arg id c{c}-$i || exit 1; done"
+                , bin = bin()
             );
             Command::new("sh")
                 .args(["-c", &script])
@@ -76,28 +71,13 @@ fn three_clients_by_five_session_appends_keep_all_fifteen() {
     assert_eq!(doc["sessions"].as_array().unwrap().len(), 15);
 }
 
-/// A small xorshift generator seeded from the clock: random kill moments, no crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn kill_9_at_random_moments_never_tears_the_file() {
     let env = TestEnv::new();
     // A padded document so that writing takes a little while.
     let pad = "x".repeat(200_000);
     env.write("k.json", &format!("{{\"n\": 0, \"pad\": \"{pad}\"}}\n"));
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::seeded();
     let mut n = 0u64;
     let mut killed_mid_way = 0;
     for trial in 0..120 {
@@ -124,14 +104,22 @@ fn kill_9_at_random_moments_never_tears_the_file() {
         assert_eq!(doc["pad"].as_str().unwrap().len(), pad.len());
         n = now;
         // A killed writer may leave its temp file; the next writer removes it.
-        assert!(temp_files(&env).len() <= 1, "{:?}", temp_files(&env));
+        assert!(
+            temp_files(env.root()).len() <= 1,
+            "{:?}",
+            temp_files(env.root())
+        );
     }
     // The next update proceeds (breaking the dead lock at once) and cleans up.
     let start = Instant::now();
     let out = env.run(["update", "-w", "5", "k.json", ".n += 1"]);
     out.assert_success();
     assert!(start.elapsed() < PATIENCE);
-    assert!(temp_files(&env).is_empty(), "{:?}", temp_files(&env));
+    assert!(
+        temp_files(env.root()).is_empty(),
+        "{:?}",
+        temp_files(env.root())
+    );
     assert!(killed_mid_way > 0, "no trial was killed before finishing");
 }
 
@@ -140,8 +128,10 @@ fn ulimit_f_mid_write_keeps_the_original_and_exits_74() {
     let env = TestEnv::new();
     let original = "{\n  \"n\": 1\n}\n";
     env.write("u.json", original);
-    let script =
-        format!("ulimit -f 8; exec {BIN} update u.json '.big = ([range(100000)] | tostring)'");
+    let script = format!(
+        "ulimit -f 8; exec {bin} update u.json '.big = ([range(100000)] | tostring)'",
+        bin = bin()
+    );
     let child = Command::new("sh")
         .args(["-c", &script])
         .current_dir(env.root())
@@ -153,7 +143,11 @@ fn ulimit_f_mid_write_keeps_the_original_and_exits_74() {
     out.assert_failure_with(74);
     assert!(stderr(&out).contains("u.json"), "{}", stderr(&out));
     assert_eq!(env.read("u.json"), original);
-    assert!(temp_files(&env).is_empty(), "{:?}", temp_files(&env));
+    assert!(
+        temp_files(env.root()).is_empty(),
+        "{:?}",
+        temp_files(env.root())
+    );
 }
 
 #[test]
@@ -180,16 +174,14 @@ fn symlinked_target_stays_a_symlink_and_mode_0640_is_kept() {
 fn a_writer_removes_temp_files_of_gone_writers_and_spares_running_ones() {
     let env = TestEnv::new();
     env.write("t.json", "{\"n\": 0}\n");
-    let mut gone = Command::new("true").spawn().unwrap();
-    let gone_pid = gone.id();
-    gone.wait().unwrap();
+    let gone_pid = dead_pid();
     let mut running = Command::new("sleep").arg("30").spawn().unwrap();
     let dead_tmp = format!(".t.json.lockrun-tmp-{gone_pid}-1a");
     let live_tmp = format!(".t.json.lockrun-tmp-{}-2b", running.id());
     env.write(&dead_tmp, "{\"torn");
     env.write(&live_tmp, "{\"in flight");
     let out = env.run(["update", "t.json", ".n += 1"]);
-    let left = temp_files(&env);
+    let left = temp_files(env.root());
     running.kill().unwrap();
     running.wait().unwrap();
     out.assert_success();

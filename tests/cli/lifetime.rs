@@ -13,7 +13,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, stdout, wait_output, wait_until};
+use crate::testenv::{PATIENCE, TestEnv, bin, code, stderr, stdout, wait_output, wait_until};
 
 /// The worker a forking command leaves running: it records its PID, then for about four
 /// seconds (bounded, so a test that fails leaves nothing for long) looks for the next
@@ -181,7 +181,7 @@ fn python(env: &TestEnv, script: &str) -> Output {
     env.write("driver.py", script);
     let child = Command::new("python3")
         .arg("driver.py")
-        .arg(BIN)
+        .arg(bin())
         .current_dir(env.root())
         .env_remove("LOCKRUN_DIR")
         .env_remove("LOCKRUN_TIMEOUT")
@@ -465,9 +465,9 @@ fn run_shell(env: &TestEnv, shell: &str, script: &str) -> Output {
         .arg("-c")
         .arg(script)
         .current_dir(env.root())
-        .env("L", BIN)
+        .env("L", bin())
         .env("S", SCRIPTS)
-        .env("LOCKRUN", BIN)
+        .env("LOCKRUN", bin())
         .env("AICONFIG_PATH", env.path("aiconfig"))
         // file-lock.sh's lock directory, for lockrun too.
         .env("LOCKRUN_DIR", env.path("aiconfig/.locks"))
@@ -629,7 +629,7 @@ fi
         let child = Command::new(shell)
             .arg("./nested.sh")
             .current_dir(env.root())
-            .env("L", BIN)
+            .env("L", bin())
             .env("SH", shell)
             .env_remove("LOCKRUN_DIR")
             .env_remove("INNER")

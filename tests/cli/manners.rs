@@ -8,12 +8,12 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::testenv::Check;
-use crate::testenv::{BIN, TestEnv, code, stderr, stdout};
+use crate::testenv::{Check, Skip, skip};
+use crate::testenv::{TestEnv, bin, code, stderr, stdout};
 
 /// The visible subcommands, as `lockrun --help` lists them (clap's own `help` aside).
 fn subcommands() -> Vec<String> {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .arg("--help")
         .output()
         .expect("run lockrun --help");
@@ -143,7 +143,7 @@ fn help_is_plain_on_a_pipe_even_when_colour_is_forced() {
 /// Runs `lockrun --help` on a pseudo-terminal with script(1); None where there is none.
 fn help_on_a_terminal(no_color: Option<&str>) -> Option<String> {
     let mut cmd = Command::new("script");
-    cmd.args(["-qec", &format!("{BIN} --help"), "/dev/null"])
+    cmd.args(["-qec", &format!("{} --help", bin()), "/dev/null"])
         .env("TERM", "xterm")
         .env_remove("CLICOLOR_FORCE")
         .env_remove("CLICOLOR")
@@ -161,7 +161,7 @@ fn help_on_a_terminal(no_color: Option<&str>) -> Option<String> {
 #[test]
 fn help_is_coloured_on_a_terminal_unless_no_color() {
     let Some(tty) = help_on_a_terminal(None) else {
-        eprintln!("SKIPPED: no script(1) to make a terminal");
+        skip(Skip::Missing("no script(1) to make a terminal".into()));
         return;
     };
     assert!(tty.contains('\u{1b}'), "coloured on a terminal: {tty:?}");

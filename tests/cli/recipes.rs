@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::testenv::Check;
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, stdout, wait_output};
+use crate::testenv::{Check, Skip, skip};
+use crate::testenv::{PATIENCE, TestEnv, bin, code, go, hold, stderr, stdout, wait_output};
 
 const README: &str = include_str!("../../README.md");
 
@@ -39,7 +39,7 @@ fn block(heading: &str, lang: &str, nth: usize) -> String {
 }
 
 fn path_with_lockrun() -> String {
-    let dir = Path::new(BIN).parent().expect("bin dir");
+    let dir = Path::new(bin()).parent().expect("bin dir");
     format!(
         "{}:{}",
         dir.display(),
@@ -80,41 +80,10 @@ fn have(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Holds `file`'s lock (lockrun's default lock dir) in the background for `secs`.
-fn hold(env: &TestEnv, file: &str, secs: &str) -> std::process::Child {
-    let child = Command::new(BIN)
-        .args([
-            "with",
-            "--label",
-            "other-session",
-            file,
-            "--",
-            "sleep",
-            secs,
-        ])
-        .current_dir(env.root())
-        .env_remove("LOCKRUN_DIR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn holder");
-    let mut status = Command::new(BIN);
-    status
-        .args(["status", file])
-        .current_dir(env.root())
-        .env_remove("LOCKRUN_DIR");
-    let start = Instant::now();
-    while status.output().expect("status").status.code() != Some(1) {
-        assert!(start.elapsed() < PATIENCE, "holder never took the lock");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child
-}
-
 #[test]
 fn claude_code_hooks_record_and_never_wait() {
     if !have("jq") {
-        eprintln!("SKIPPED: the record.sh recipe needs jq");
+        skip(Skip::Missing("the record.sh recipe needs jq".into()));
         return;
     }
     let env = TestEnv::new();
@@ -167,7 +136,11 @@ fn claude_code_hooks_record_and_never_wait() {
     // moment: every update lands.
     let before: serde_json::Value =
         serde_json::from_str(&env.read("aiconfig/memory.json")).expect("valid JSON");
-    let mut holder = hold(&env, "aiconfig/memory.json", "0.3");
+    let holder = hold(
+        &env,
+        &["--label", "other-session", "aiconfig/memory.json"],
+        "brief",
+    );
     let runs: Vec<_> = [(&post, "s4"), (&post, "s5"), (&stop, "s6"), (&stop, "s7")]
         .into_iter()
         .map(|(command, session)| {
@@ -191,11 +164,15 @@ fn claude_code_hooks_record_and_never_wait() {
             child
         })
         .collect();
+    // The hooks are waiting on the lock now (or soon); the holder lets go well within
+    // their 2 s wait.
+    std::thread::sleep(Duration::from_millis(300));
+    go(&env, "brief");
     for child in runs {
         let out = wait_output(child, PATIENCE);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
     }
-    holder.wait().expect("reap holder");
+    wait_output(holder, PATIENCE).assert_success();
     let memory: serde_json::Value =
         serde_json::from_str(&env.read("aiconfig/memory.json")).expect("valid JSON");
     assert_eq!(memory["edits"], before["edits"].as_i64().unwrap() + 2);
@@ -204,7 +181,11 @@ fn claude_code_hooks_record_and_never_wait() {
     // Busy for longer than the wait: both hooks give up after 2 s with 0 and change
     // nothing.
     let before = env.read("aiconfig/memory.json");
-    let mut holder = hold(&env, "aiconfig/memory.json", "8");
+    let holder = hold(
+        &env,
+        &["--label", "other-session", "aiconfig/memory.json"],
+        "holder",
+    );
     for command in [&post, &stop] {
         let start = Instant::now();
         let out = run(&env, "sh", &["-c", command], r#"{"session_id":"s3"}"#);
@@ -216,8 +197,8 @@ fn claude_code_hooks_record_and_never_wait() {
         );
     }
     assert_eq!(env.read("aiconfig/memory.json"), before);
-    holder.kill().expect("kill holder");
-    holder.wait().expect("reap holder");
+    go(&env, "holder");
+    wait_output(holder, PATIENCE).assert_success();
 }
 
 #[test]
@@ -254,7 +235,7 @@ fn cursor_hook_script_records_the_edited_file() {
 #[test]
 fn mcp_server_python_recipe_updates_per_call_and_reports_busy() {
     if !have("python3") {
-        eprintln!("SKIPPED: no python3");
+        skip(Skip::Missing("no python3".into()));
         return;
     }
     let env = TestEnv::new();
@@ -270,7 +251,7 @@ fn mcp_server_python_recipe_updates_per_call_and_reports_busy() {
         "[{\"text\": \"hello\"}, {\"text\": \"quotes \\\" and $dollars\"}]\n"
     );
 
-    let mut holder = hold(&env, "memory.json", "5");
+    let holder = hold(&env, &["--label", "other-session", "memory.json"], "holder");
     let start = Instant::now();
     let out = run(&env, "python3", &["server.py"], "");
     assert_ne!(code(&out), 0);
@@ -281,8 +262,8 @@ fn mcp_server_python_recipe_updates_per_call_and_reports_busy() {
         stderr(&out)
     );
     assert!(start.elapsed() < Duration::from_secs(4));
-    holder.kill().expect("kill holder");
-    holder.wait().expect("reap holder");
+    go(&env, "holder");
+    wait_output(holder, PATIENCE).assert_success();
 }
 
 #[test]
@@ -297,7 +278,7 @@ fn cron_line_skips_an_overlap_and_stops_a_hung_run() {
         .expect("a cron line")
         .to_string();
     std::fs::create_dir_all(env.path(".cargo/bin")).expect("mkdir");
-    std::os::unix::fs::symlink(BIN, env.path(".cargo/bin/lockrun")).expect("symlink");
+    std::os::unix::fs::symlink(bin(), env.path(".cargo/bin/lockrun")).expect("symlink");
     std::fs::create_dir_all(env.path(".cache")).expect("mkdir");
     executable(
         &env,

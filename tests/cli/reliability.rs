@@ -1,5 +1,5 @@
-//! Reliability at the sizes of DESIGN §7 and fault injection: 8 x 500 lock cycles,
-//! concurrent breakers of one stale lock (exactly one wins), 200 kill -9 trials of
+//! Reliability at the sizes of lockrun-protocol(5) (MEASURED) and fault injection: 8 x 500
+//! lock cycles, concurrent breakers of one stale lock (exactly one wins), 200 kill -9 trials of
 //! `update` (old or new document, byte for byte), EFBIG, ENOSPC, a read-only filesystem,
 //! permission denied, and a lock directory on another filesystem.
 //!
@@ -10,41 +10,13 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crate::testenv::Check;
+use crate::testenv::{Check, Skip, skip};
 use crate::testenv::{
-    BIN, PATIENCE, TestEnv, code, here, lock_path_of, stderr, stdout, wait_output, wait_until,
+    PATIENCE, Rng, TestEnv, bin, code, dead_pid, entries, here, is_root, lock_path_of, sh, stderr,
+    stdout, temp_files, wait_output, wait_until,
 };
-
-/// Runs a shell script in the env root with `$L` set to the lockrun binary.
-fn sh(env: &TestEnv, script: &str) -> Child {
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(env.root())
-        .env("L", BIN)
-        .env_remove("LOCKRUN_DIR")
-        .env_remove("LOCKRUN_TIMEOUT")
-        .env_remove("LOCKRUN_DEBUG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Entries of a directory, sorted; empty when it does not exist.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
 
 /// Lock-directory entries other than reader gates (which are kept by design).
 fn lock_garbage(dir: &Path) -> Vec<String> {
@@ -54,37 +26,11 @@ fn lock_garbage(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn temp_files(dir: &Path) -> Vec<String> {
-    entries(dir)
-        .into_iter()
-        .filter(|n| n.contains(".lockrun-tmp-"))
-        .collect()
-}
-
-/// A small xorshift generator seeded from the clock.
-struct Rng(u64);
-impl Rng {
-    fn seeded() -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        eprintln!("rng seed {seed}");
-        Rng(seed | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Exclusion at scale
 
-/// DESIGN §7: 8 processes x 500 lock cycles, no two holders ever overlap. (with.rs runs
-/// 8 x 100 with a counter; this is the full size.) Each cycle marks occupancy with
+/// lockrun-protocol(5), MEASURED: 8 processes x 500 lock cycles, no two holders ever
+/// overlap. (with.rs runs 8 x 100 with a counter; this is the full size.) Each cycle marks occupancy with
 /// `mkdir occ` (fails if another holder is inside) and bumps a counter. It takes over a
 /// minute on 2 busy cores, so it is ignored by a plain `cargo test`; `.ci/run` runs it
 /// (`cargo test --test cli -- --ignored`).
@@ -160,8 +106,8 @@ fn count_breaks(env: &TestEnv, target: &str) -> usize {
     breaks
 }
 
-/// DESIGN §7: 10 concurrent breakers of one stale lock, exactly one wins -- for a dead
-/// `with` holder (flock liveness), a dead `acquire` owner and a dead bash-script lock (PID
+/// lockrun-protocol(5), MEASURED: 10 concurrent breakers of one stale lock, exactly one
+/// wins -- for a dead `with` holder (flock liveness), a dead `acquire` owner and a dead bash-script lock (PID
 /// liveness). Five rounds each.
 #[test]
 fn ten_concurrent_breakers_of_one_stale_lock_exactly_one_wins() {
@@ -188,9 +134,7 @@ fn ten_concurrent_breakers_of_one_stale_lock_exactly_one_wins() {
         // A bash-script lock (no flock) of a PID that is gone.
         let dir = lock_path_of(&env, "f");
         fs::create_dir_all(&dir).unwrap();
-        let mut dead = Command::new("true").spawn().unwrap();
-        let pid = dead.id();
-        dead.wait().unwrap();
+        let pid = dead_pid();
         let host = here();
         fs::write(
             dir.join("info"),
@@ -204,8 +148,8 @@ fn ten_concurrent_breakers_of_one_stale_lock_exactly_one_wins() {
 // ---------------------------------------------------------------------------------------
 // kill -9 of update
 
-/// DESIGN §7: 200 kill -9 trials of `update` at random moments: the file is always,
-/// byte for byte, the old or the new document; a killed writer's lock never blocks the
+/// lockrun-protocol(5), MEASURED: 200 kill -9 trials of `update` at random moments: the
+/// file is always, byte for byte, the old or the new document; a killed writer's lock never blocks the
 /// next one (`-n`, one attempt, succeeds at once); no temp file piles up.
 #[test]
 fn two_hundred_kill_9_trials_of_update_leave_old_or_new_document() {
@@ -352,14 +296,15 @@ impl Tmpfs {
                 path: path.to_path_buf(),
             }),
             Ok(o) => {
-                eprintln!(
-                    "skipped: cannot mount a tmpfs here ({}); this needs root with CAP_SYS_ADMIN",
+                // A container without CAP_SYS_ADMIN cannot gain it from inside.
+                skip(Skip::Platform(format!(
+                    "cannot mount a tmpfs here ({}); this needs root with CAP_SYS_ADMIN",
                     String::from_utf8_lossy(&o.stderr).trim()
-                );
+                )));
                 None
             }
             Err(e) => {
-                eprintln!("skipped: cannot run mount(8): {e}");
+                skip(Skip::Missing(format!("cannot run mount(8): {e}")));
                 None
             }
         }
@@ -545,14 +490,10 @@ fn read_only_filesystem_is_refused_cleanly() {
     mnt.remount("rw");
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// `lockrun ARGS` as user nobody (root ignores permissions).
 fn as_nobody(env: &TestEnv, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()])
         .args(args)
         .current_dir(env.root())
         .env_remove("LOCKRUN_DIR")
@@ -567,13 +508,21 @@ fn as_nobody(env: &TestEnv, args: &[&str]) -> std::process::Output {
 /// seen as held (75, holder named) by that user, never broken.
 #[test]
 fn permission_denied_on_the_lock_directory() {
-    if !is_root()
-        || !Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
+    if !is_root() {
+        // A run as an ordinary user cannot make a second user.
+        skip(Skip::Platform(
+            "needs root to run a command as nobody".into(),
+        ));
+        return;
+    }
+    if !Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
     {
-        eprintln!("skipped: needs root and setpriv to run a command as nobody");
+        skip(Skip::Missing(
+            "no setpriv(1) to run a command as nobody".into(),
+        ));
         return;
     }
     let env = TestEnv::new();
@@ -695,7 +644,7 @@ fn acquire_and_release_of_odd_file_names() {
                 .arg("sh")
                 .arg(name)
                 .current_dir(env.root())
-                .env("L", BIN)
+                .env("L", bin())
                 .env_remove("LOCKRUN_DIR")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::testenv::Check;
-use crate::testenv::{BIN, PATIENCE, TestEnv, code, stderr, stdout, wait_output};
+use crate::testenv::{PATIENCE, TestEnv, bin, code, dead_pid, stderr, stdout, wait_output};
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
 const OLD_CLIENT: &str = concat!(
@@ -16,7 +16,7 @@ const OLD_CLIENT: &str = concat!(
 );
 
 fn bin_dir() -> PathBuf {
-    Path::new(BIN).parent().expect("bin dir").to_path_buf()
+    Path::new(bin()).parent().expect("bin dir").to_path_buf()
 }
 
 /// PATH with the built lockrun's directory first.
@@ -87,14 +87,6 @@ fn held_locks(env: &TestEnv) -> Vec<String> {
         .into_iter()
         .filter(|n| n.ends_with(".lock"))
         .collect()
-}
-
-/// A PID that belonged to a process of this host that has exited.
-fn dead_pid() -> u32 {
-    let mut child = Command::new("true").spawn().expect("spawn true");
-    let pid = child.id();
-    child.wait().expect("wait");
-    pid
 }
 
 /// Plants a lock as the old bash script leaves it when its holder was killed.
@@ -204,12 +196,14 @@ fn file_lock_acquire_of_a_shell_that_exits_is_broken_by_the_next_taker() {
 #[test]
 fn file_lock_release_from_another_shell_or_of_a_bad_id_is_refused() {
     let env = TestEnv::new();
+    // A directory named like a lock but not one (no <64 hex> name): a bad id.
+    env.write("decoy.lock/info", "PID: 1\n");
     let out = run_bash(
         &env,
         r#"
         id=$("$S"/file-lock.sh acquire f.json) || exit 10
         bash -c '"$S"/file-lock.sh release "$1"; echo "other=$?"' _ "$id"
-        "$S"/file-lock.sh release /etc/passwd; echo "bad=$?"
+        "$S"/file-lock.sh release "$PWD/decoy.lock"; echo "bad=$?"
         "$S"/file-lock.sh release "$id"; echo "own=$?"
         "#,
     );
@@ -219,15 +213,18 @@ fn file_lock_release_from_another_shell_or_of_a_bad_id_is_refused() {
         assert!(text.contains(want), "{want} in {text}");
     }
     assert!(stderr(&out).contains("lockrun: "), "{}", stderr(&out));
-    assert!(
-        std::path::Path::new("/etc/passwd").exists(),
-        "nothing outside touched"
+    assert_eq!(
+        env.read("decoy.lock/info"),
+        "PID: 1\n",
+        "the bad id's directory was touched"
     );
 }
 
 #[test]
 fn file_lock_waits_up_to_lock_timeout_and_accepts_lock_retry() {
     let env = TestEnv::new();
+    // A directory named like a lock but not one (no <64 hex> name): a bad id.
+    env.write("decoy.lock/info", "PID: 1\n");
     let out = run_bash(
         &env,
         r#"
@@ -285,7 +282,7 @@ fn file_lock_debug_help_usage_and_missing_lockrun() {
     let mut cmd = shim(&env, "file-lock.sh");
     cmd.args(["with", "f", "--", "echo", "via-env"])
         .env("PATH", "/usr/bin:/bin")
-        .env("LOCKRUN", BIN);
+        .env("LOCKRUN", bin());
     let out = finish(cmd);
     out.assert_success();
     assert_eq!(stdout(&out), "via-env\n");

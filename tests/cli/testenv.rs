@@ -9,7 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_lockrun");
+/// The executable under test: `LOCKRUN_TEST_BIN` when set (`scripts/build.sh --test`
+/// sets it to the build that ships), else the one cargo built for these tests.
+pub fn bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("LOCKRUN_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_lockrun").to_string())
+    })
+}
+
+/// The executable under test has lockrun's test hooks (`LOCKRUN_TEST_BREAK_PAUSE`):
+/// debug builds do; the build that ships (`LOCKRUN_TEST_BIN`) has none.
+pub fn has_test_hooks() -> bool {
+    std::env::var_os("LOCKRUN_TEST_BIN").is_none() && cfg!(debug_assertions)
+}
 
 /// Upper bound for anything a test waits on; tests fail rather than hang.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -52,7 +66,7 @@ impl TestEnv {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.args(args)
             .current_dir(self.root())
             .env_remove("LOCKRUN_DIR")
@@ -283,7 +297,7 @@ pub fn sh(env: &TestEnv, script: &str) -> Child {
         .arg("-c")
         .arg(script)
         .current_dir(env.root())
-        .env("L", BIN)
+        .env("L", bin())
         .env_remove("LOCKRUN_DIR")
         .env_remove("LOCKRUN_TIMEOUT")
         .env_remove("LOCKRUN_DEBUG")
@@ -292,6 +306,84 @@ pub fn sh(env: &TestEnv, script: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sh")
+}
+
+/// Why a test cannot run here.
+#[derive(Debug)]
+pub enum Skip {
+    /// Something this run cannot have: a privilege a container cannot gain, another
+    /// platform's facility. Skipped everywhere, with the reason.
+    Platform(String),
+    /// A tool or setting this machine lacks but CI provides: skipped on a developer's
+    /// machine, a failure under `CI=true` (a test that silently stops running would
+    /// look like a pass).
+    Missing(String),
+}
+
+/// Reports a skipped test; under `CI=true` a skip for anything but the platform fails.
+#[track_caller]
+pub fn skip(why: Skip) {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    match why {
+        Skip::Platform(reason) => eprintln!("SKIPPED ({reason})"),
+        Skip::Missing(reason) if ci => panic!("CI=true: this test must run here, but {reason}"),
+        Skip::Missing(reason) => eprintln!("SKIPPED ({reason}; under CI=true this fails)"),
+    }
+}
+
+/// Entries of a directory, sorted; empty when it does not exist.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.expect("read a directory entry").file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The temp files of unfinished atomic writes (`.<name>.lockrun-tmp-*`) in `dir`.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    entries(dir)
+        .into_iter()
+        .filter(|n| n.contains(".lockrun-tmp-"))
+        .collect()
+}
+
+/// Running as root, which ignores file permissions.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A PID that belonged to a process of this host that has exited (and been reaped).
+pub fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("reap true");
+    pid
+}
+
+/// A small xorshift generator seeded from the clock (the seed is printed, so a failure
+/// can be replayed): random moments without a crate.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        eprintln!("rng seed {seed}");
+        Rng(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
 }
 
 /// Starts `lockrun with ARGS -- (wait for NAME.go)` and returns once the command runs;
