@@ -22,6 +22,7 @@ pub mod json;
 #[cfg(unix)]
 pub mod lock;
 mod man;
+mod quote;
 mod run;
 mod sys;
 mod trace;

@@ -19,7 +19,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match parse(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match parse(args.iter().cloned()) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, --version: stdout, coloured only as `color_choice` allows.
@@ -27,13 +28,10 @@ where
             return ExitCode::Success.code();
         }
         Err(e) => {
-            // A usage error: plain text on stderr, first line "lockrun: ...", like every
-            // other error (clap's own "error: " prefix replaced).
-            let text = e.render().to_string();
-            match text.strip_prefix("error: ") {
-                Some(rest) => eprint!("lockrun: {rest}"),
-                None => eprint!("{text}"),
-            }
+            // A usage error: "lockrun: <what>" like every other error, then one hint.
+            let (what, hint) = crate::cli::usage::render(&e, &args);
+            crate::quote::say(&what);
+            eprintln!("{}", crate::quote::quote(&hint));
             return ExitCode::Usage.code();
         }
     };
@@ -43,7 +41,7 @@ where
     match dispatch(&cli).map_err(|e| e.with_conflict_code(cli.command.conflict_exit_code())) {
         Ok(code) => code.code(),
         Err(e) => {
-            eprintln!("lockrun: {e}");
+            crate::quote::say(&e.to_string());
             e.exit_code().code()
         }
     }
@@ -76,14 +74,15 @@ fn color_choice() -> clap::ColorChoice {
 fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::With(args) => cmd::with::run(args, cli.quiet),
-        Command::Update(args) => cmd::update::run(args, cli.quiet),
-        Command::Set(args) => cmd::pointer::set(args, cli.quiet),
-        Command::Get(args) => cmd::read::get(args, cli.quiet),
-        Command::Delete(args) => cmd::pointer::delete(args, cli.quiet),
-        Command::Patch(args) => cmd::patch::run(args, cli.quiet),
-        Command::Append(args) => cmd::append::run(args, cli.quiet),
-        Command::Read(args) => cmd::read::read(args, cli.quiet),
-        Command::Write(args) => cmd::write::run(args, cli.quiet),
+        // The JSON commands recurse once per nesting level of a document or a filter.
+        Command::Update(args) => deep(|| cmd::update::run(args, cli.quiet)),
+        Command::Set(args) => deep(|| cmd::pointer::set(args, cli.quiet)),
+        Command::Get(args) => deep(|| cmd::read::get(args, cli.quiet)),
+        Command::Delete(args) => deep(|| cmd::pointer::delete(args, cli.quiet)),
+        Command::Patch(args) => deep(|| cmd::patch::run(args, cli.quiet)),
+        Command::Append(args) => deep(|| cmd::append::run(args, cli.quiet)),
+        Command::Read(args) => deep(|| cmd::read::read(args, cli.quiet)),
+        Command::Write(args) => deep(|| cmd::write::run(args, cli.quiet)),
         Command::Man => man_page(),
         Command::Completions { shell } => completions(*shell),
         Command::Status(args) => cmd::status::run(args),
@@ -93,6 +92,11 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Acquire(args) => cmd::acquire::run(args, cli.quiet),
         Command::Release(args) => cmd::release::run(args, cli.quiet),
     }
+}
+
+#[cfg(unix)]
+fn deep(f: impl FnOnce() -> Result<ExitCode> + Send) -> Result<ExitCode> {
+    crate::json::stack::with_deep_stack(f)
 }
 
 /// Windows (and any non-Unix system): the command line, `--help`, `--version`, the man

@@ -27,6 +27,6 @@ pub(crate) fn step(message: impl FnOnce() -> String) {
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        eprintln!("lockrun: [{ms:9.3} ms @{wall:.6}] {}", message());
+        crate::quote::say(&format!("[{ms:9.3} ms @{wall:.6}] {}", message()));
     }
 }

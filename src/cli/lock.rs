@@ -30,6 +30,7 @@ pub(crate) struct LockArgs {
         env = "LOCKRUN_TIMEOUT",
         default_value = "30",
         value_parser = parse_timeout,
+        allow_negative_numbers = true,
     )]
     pub(crate) timeout: Timeout,
 
@@ -46,7 +47,7 @@ pub(crate) struct LockArgs {
     pub(crate) label: Option<String>,
 
     /// Treat a lock held from another host as dead after SECS (default: never).
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub(crate) stale_after: Option<Duration>,
 }
 
@@ -68,10 +69,11 @@ pub(crate) fn parse_seconds(text: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!(
-            "'{text}' is not a non-negative, finite number of seconds"
-        ));
+    if secs < 0.0 {
+        return Err(format!("'{text}': a number of seconds cannot be negative"));
+    }
+    if !secs.is_finite() {
+        return Err(format!("'{text}' is not a finite number of seconds"));
     }
     Duration::try_from_secs_f64(secs).map_err(|e| format!("'{text}': {e}"))
 }

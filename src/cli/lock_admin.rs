@@ -18,7 +18,7 @@ pub(crate) struct StatusArgs {
     pub(crate) json: bool,
 
     /// Count a lock held from another host as stale after SECS (default: never).
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub(crate) stale_after: Option<std::time::Duration>,
 
     /// The file whose lock to look at (it need not exist).
@@ -33,7 +33,7 @@ pub(crate) struct DirArgs {
     pub(crate) dir: LockDirArg,
 
     /// Count locks held from another host as stale after SECS (default: never).
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub(crate) stale_after: Option<std::time::Duration>,
 
     /// Look at the lock directory FILE's lock lives in (.locks beside FILE).
@@ -75,7 +75,7 @@ pub(crate) struct UnlockArgs {
     pub(crate) force: bool,
 
     /// Count a lock held from another host as stale after SECS (default: never).
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub(crate) stale_after: Option<std::time::Duration>,
 
     /// The file whose lock to remove.

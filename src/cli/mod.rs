@@ -7,6 +7,7 @@ mod jq_help;
 mod json;
 mod lock;
 mod lock_admin;
+pub(crate) mod usage;
 mod with;
 
 pub(crate) use json::*;

@@ -29,12 +29,12 @@ pub(crate) struct WithArgs {
 
     /// Stop the command's whole process group with SIGTERM after SECS (then SIGKILL after
     /// --kill-after); exit 124.
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub(crate) max_hold: Option<std::time::Duration>,
 
     /// How long to wait after SIGTERM before SIGKILL: with --max-hold, and for what
     /// remains of the group once the command was killed by a signal.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub(crate) kill_after: std::time::Duration,
 
     /// The file whose lock to take (it need not exist).

@@ -25,6 +25,7 @@ pub(crate) fn run(args: &AppendArgs, quiet: bool) -> Result<ExitCode> {
     }
     let mut opts = super::options::lock_options(&args.lock, quiet);
     opts.command = Some("lockrun append".into());
+    js::regular::check(&args.file)?;
     let guard = crate::lock::acquire(&args.file, &opts)?;
     let result = append_line(&args.file, &line);
     match result {
@@ -41,19 +42,23 @@ fn append_line(path: &std::path::Path, line: &str) -> Result<()> {
     crate::sys::ignore_file_size_signal();
     let io_err = |e| Error::io(path, e);
     let existed = path.exists();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o666)
-        .open(path)
-        .map_err(io_err)?;
-    if file.metadata().map_err(io_err)?.is_dir() {
-        return Err(io_err(io::Error::new(
-            io::ErrorKind::IsADirectory,
-            "is a directory",
-        )));
-    }
+    let mut file = js::regular::open(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o666),
+    )
+    .map_err(|e| {
+        // Only creating the file needs the directory to be writable.
+        let e = if existed {
+            e
+        } else {
+            atomic::unwritable_dir(path, e)
+        };
+        js::regular::open_error(path, e)
+    })?;
     let len = file.seek(SeekFrom::End(0)).map_err(io_err)?;
     let mut record = String::with_capacity(line.len() + 2);
     if len > 0 {
@@ -68,11 +73,26 @@ fn append_line(path: &std::path::Path, line: &str) -> Result<()> {
     }
     record.push_str(line);
     record.push('\n');
+    let before = file.metadata().map_err(io_err)?;
+    let end = len.saturating_add(record.len() as u64);
+    // Past the file size limit (`ulimit -f`) the write would fail half-way: refuse
+    // before writing anything.
+    if crate::sys::file_size_limit().is_some_and(|max| end > max) {
+        return Err(io_err(io::Error::from_raw_os_error(libc::EFBIG)));
+    }
     let written = file
         .write_all(record.as_bytes())
         .and_then(|()| file.sync_data());
     if let Err(e) = written {
+        // Cut back what was written, and give the file its times back: a failed
+        // append leaves it as it was, mtime included.
         let _ = file.set_len(len);
+        if let (Ok(modified), Ok(accessed)) = (before.modified(), before.accessed()) {
+            let times = std::fs::FileTimes::new()
+                .set_modified(modified)
+                .set_accessed(accessed);
+            let _ = file.set_times(times);
+        }
         let _ = file.sync_data();
         if !existed && len == 0 {
             let _ = std::fs::remove_file(path);

@@ -14,6 +14,7 @@ use crate::lock::{dir, removal};
 
 use super::lock_report;
 use super::show::list_dir;
+use crate::quote;
 
 /// One removal (or, with --dry-run, one that would be made).
 struct Removal {
@@ -28,7 +29,9 @@ pub(crate) fn run(args: &CleanupArgs, quiet: bool) -> Result<ExitCode> {
     let lock_dir = lock_report::dir_to_list(&args.dir)?;
     let judge = lock_report::judge(args.dir.stale_after);
     let mut removed = Vec::new();
-    let mut failures = 0usize;
+    // Entries that could not be judged (planted by any user of a shared lock
+    // directory, or half-made): each is one row and skipped; none stops the others.
+    let mut skipped: Vec<(String, String, String)> = Vec::new();
     for name in list_dir(&lock_dir)? {
         let path = lock_dir.join(&name);
         let outcome = match entry::classify(&name) {
@@ -59,10 +62,11 @@ pub(crate) fn run(args: &CleanupArgs, quiet: bool) -> Result<ExitCode> {
                 removed.push(r);
             }
             Ok(None) => {}
-            Err(e) => {
-                eprintln!("lockrun: {e}");
-                failures += 1;
-            }
+            Err(e) => skipped.push((
+                name.to_string_lossy().into_owned(),
+                path.to_string_lossy().into_owned(),
+                format!("not a lockrun entry: {e}; never touched"),
+            )),
         }
     }
     if args.json {
@@ -83,6 +87,10 @@ pub(crate) fn run(args: &CleanupArgs, quiet: bool) -> Result<ExitCode> {
             "dry_run": args.dry_run,
             "count": removed.len(),
             "removed": items,
+            "skipped": skipped
+                .iter()
+                .map(|(name, path, reason)| json!({"name": name, "path": path, "reason": reason}))
+                .collect::<Vec<Value>>(),
         }))?;
     } else {
         let verb = if args.dry_run {
@@ -93,7 +101,18 @@ pub(crate) fn run(args: &CleanupArgs, quiet: bool) -> Result<ExitCode> {
         let mut out = String::new();
         for r in &removed {
             let what = r.target.as_deref().unwrap_or(&r.name);
-            out.push_str(&format!("{verb} {what}: {}\n", r.reason));
+            out.push_str(&format!(
+                "{verb} {}: {}\n",
+                quote::quote(what),
+                quote::quote(&r.reason)
+            ));
+        }
+        for (name, _, reason) in &skipped {
+            out.push_str(&format!(
+                "skipped {}: {}\n",
+                quote::quote(name),
+                quote::quote(reason)
+            ));
         }
         if !quiet || !removed.is_empty() {
             out.push_str(&format!(
@@ -109,11 +128,7 @@ pub(crate) fn run(args: &CleanupArgs, quiet: bool) -> Result<ExitCode> {
         }
         lock_report::write_stdout(&out)?;
     }
-    Ok(if failures > 0 {
-        ExitCode::IoErr
-    } else {
-        ExitCode::Success
-    })
+    Ok(ExitCode::Success)
 }
 
 /// Breaks the lock `<hex>.lock` if it is stale, as an acquirer would.

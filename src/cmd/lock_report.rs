@@ -114,43 +114,62 @@ pub(crate) fn status_text(report: &LockReport, target: &str) -> String {
     let mut out = String::new();
     match report.state {
         State::Free => {
-            out.push_str(&format!("{target}: free\n"));
+            push_line(&mut out, &format!("{target}: free"));
             return out;
         }
         State::Held if report.shared_only() => {
-            out.push_str(&format!(
-                "{target}: held (shared) by {}\n",
-                readers_text(&report.readers)
-            ));
+            push_line(
+                &mut out,
+                &format!(
+                    "{target}: held (shared) by {}",
+                    readers_text(&report.readers)
+                ),
+            );
         }
-        State::Held => out.push_str(&format!("{target}: held by {}\n", holder(report))),
-        State::Stale => out.push_str(&format!(
-            "{target}: stale: {}\n",
-            report.reason.as_deref().unwrap_or("holder gone")
-        )),
+        State::Held => push_line(&mut out, &format!("{target}: held by {}", holder(report))),
+        State::Stale => push_line(
+            &mut out,
+            &format!(
+                "{target}: stale: {}",
+                report.reason.as_deref().unwrap_or("holder gone")
+            ),
+        ),
     }
     let info = report.info.as_ref();
     if report.state == State::Stale
         || (report.liveness == Some(Liveness::Readers) && report.dir_held())
     {
-        out.push_str(&format!("  holder:   {}\n", holder(report)));
+        push_line(&mut out, &format!("  holder:   {}", holder(report)));
     }
     if let Some(mode) = info.and_then(|i| i.mode) {
-        out.push_str(&format!("  mode:     {}\n", mode.as_str()));
+        push_line(&mut out, &format!("  mode:     {}", mode.as_str()));
     }
     if let Some(acquired) = info.and_then(|i| i.acquired.as_deref()) {
-        out.push_str(&format!("  since:    {acquired}\n"));
+        push_line(&mut out, &format!("  since:    {acquired}"));
     }
     if report.state == State::Held
         && let (Some(how), Some(why)) = (report.liveness, report.reason.as_deref())
     {
-        out.push_str(&format!("  liveness: {}: {why}\n", how.as_str()));
+        push_line(&mut out, &format!("  liveness: {}: {why}", how.as_str()));
     }
     if report.readers.any() {
-        out.push_str(&format!("  readers:  {}\n", readers_text(&report.readers)));
+        push_line(
+            &mut out,
+            &format!("  readers:  {}", readers_text(&report.readers)),
+        );
     }
-    out.push_str(&format!("  lock:     {}\n", report.lock_path.display()));
+    push_line(
+        &mut out,
+        &format!("  lock:     {}", report.lock_path.display()),
+    );
     out
+}
+
+/// One line of `status`, quoted (a label or path from the lock directory may hold a
+/// line break or an escape code).
+fn push_line(out: &mut String, line: &str) {
+    out.push_str(&crate::quote::quote(line));
+    out.push('\n');
 }
 
 pub(crate) fn write_stdout(text: &str) -> Result<()> {

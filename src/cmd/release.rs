@@ -31,9 +31,9 @@ pub(crate) fn run(args: &ReleaseArgs, _quiet: bool) -> Result<ExitCode> {
     let id = lock_id::parse_lock_id(&args.id).map_err(refuse)?;
     let opened =
         removal::open_lock(&id.lock_path, FLOCK_PATIENCE).map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) | Some(libc::ENOTDIR) => Error::BadLockId {
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::EISDIR) => Error::BadLockId {
                 id: shown.clone(),
-                why: "it is not a lock directory".into(),
+                why: "it is not a lock directory, or its info is not a file".into(),
             },
             _ if e.kind() == io::ErrorKind::NotFound => Error::NoLock {
                 path: id.lock_path.clone(),
@@ -41,6 +41,16 @@ pub(crate) fn run(args: &ReleaseArgs, _quiet: bool) -> Result<ExitCode> {
             },
             _ => Error::io(&id.lock_path, e),
         })?;
+    // Whatever --force says, only what the protocol made is removed.
+    if let Some(why) = opened
+        .not_protocol()
+        .map_err(|e| Error::io(&id.lock_path, e))?
+    {
+        return Err(Error::BadLockId {
+            id: shown,
+            why: format!("{why}: not a lock lockrun made; nothing removed"),
+        });
+    }
     if let Some(target) = opened.target_mismatch(&id.hex) {
         return Err(Error::BadLockId {
             id: shown,
@@ -83,10 +93,10 @@ pub(crate) fn run(args: &ReleaseArgs, _quiet: bool) -> Result<ExitCode> {
         } else {
             "; its own release will report the lock as broken"
         };
-        eprintln!(
-            "lockrun: warning: releasing the lock {} of {holder}, not ours{consequence}",
+        crate::quote::say(&format!(
+            "warning: releasing the lock {} of {holder}, not ours{consequence}",
             id.lock_path.display()
-        );
+        ));
     }
     match opened.remove(Grave::Released, &id.hex) {
         Ok(true) => Ok(ExitCode::Success),

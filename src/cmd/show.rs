@@ -16,6 +16,7 @@ use crate::lock::look::{self, State};
 use crate::lock::sweep::{self, GarbageState};
 
 use super::lock_report;
+use crate::quote;
 
 /// One line of `show`.
 struct Row {
@@ -35,8 +36,12 @@ pub(crate) fn run(args: &ShowArgs, quiet: bool) -> Result<ExitCode> {
     let names = list_dir(&lock_dir)?;
     let mut rows = Vec::new();
     for name in &names {
-        if let Some(row) = row_for(&lock_dir, name, &names, &judge)? {
-            rows.push(row);
+        // One entry that cannot be read (planted by any user of a shared lock
+        // directory) is one row; it never hides the others.
+        match row_for(&lock_dir, name, &names, &judge) {
+            Ok(Some(row)) => rows.push(row),
+            Ok(None) => {}
+            Err(e) => rows.push(other_row(&lock_dir, name, &e.to_string())),
         }
     }
     if args.json {
@@ -44,12 +49,17 @@ pub(crate) fn run(args: &ShowArgs, quiet: bool) -> Result<ExitCode> {
         lock_report::write_json(&Value::Array(items))?;
     } else if rows.is_empty() {
         if !quiet {
-            eprintln!("lockrun: no locks in {}", lock_dir.display());
+            crate::quote::say(&format!("no locks in {}", lock_dir.display()));
         }
     } else {
         let mut out = String::new();
         for r in rows {
-            out.push_str(&format!("{:<8} {}  {}\n", r.state, r.what, r.detail));
+            out.push_str(&format!(
+                "{:<8} {}  {}\n",
+                r.state,
+                quote::quote(&r.what),
+                quote::quote(&r.detail)
+            ));
         }
         lock_report::write_stdout(&out)?;
     }
@@ -69,6 +79,29 @@ pub(crate) fn list_dir(lock_dir: &Path) -> Result<Vec<OsString>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// The row of an entry that is not (or not readably) lockrun's: never touched.
+fn other_row(lock_dir: &Path, name: &OsString, why: &str) -> Row {
+    let path = lock_dir.join(name);
+    let name_text = quote::quote_os(name).into_owned();
+    let detail = format!("not a lockrun entry: {why}; never touched");
+    let mut json = Map::new();
+    json.insert("name".into(), json!(name.to_string_lossy()));
+    json.insert("path".into(), json!(path.to_string_lossy()));
+    json.insert("kind".into(), json!("other"));
+    json.insert("state".into(), json!("other"));
+    json.insert("target".into(), Value::Null);
+    json.insert("reason".into(), json!(detail));
+    Row {
+        name: name_text.clone(),
+        path,
+        kind: "other",
+        state: "other",
+        what: name_text,
+        detail,
+        json,
+    }
 }
 
 fn row_for(
@@ -145,17 +178,13 @@ fn row_for(
                     ),
                 )),
                 GarbageState::Gone => None,
-                GarbageState::NotADir => Some(base(
-                    "other",
-                    "other",
-                    "not a directory: not lockrun's, never touched".into(),
-                )),
+                GarbageState::NotADir => Some(other_row(lock_dir, name, "not a directory")),
             })
         }
-        Entry::Other => Ok(Some(base(
-            "other",
-            "other",
-            "not lockrun's, never touched".into(),
+        Entry::Other => Ok(Some(other_row(
+            lock_dir,
+            name,
+            "its name is not one lockrun gives",
         ))),
     }
 }
@@ -166,7 +195,7 @@ fn lock_row(lock_dir: &Path, hex: &str, name: &str, judge: &Judge) -> Result<Opt
         Ok(look) => look,
         Err(e) => {
             // A symlink or a file where a lock should be: say so, touch nothing.
-            let detail = e.to_string();
+            let detail = format!("not a lockrun entry: {e}; never touched");
             let mut json = Map::new();
             json.insert("name".into(), json!(name));
             json.insert("path".into(), json!(lock_path.to_string_lossy()));

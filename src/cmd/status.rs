@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::cli::StatusArgs;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit_code::ExitCode;
 use crate::lock::LockKey;
 use crate::lock::look::{self, State};
@@ -15,7 +15,7 @@ pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
     let lock_dir = lock_report::chosen_lock_dir(&key, args.dir.lock_dir.as_deref())?;
     let lock_path = key.lock_path(&lock_dir);
     let look = look::look(&lock_path, &lock_report::judge(args.stale_after))
-        .map_err(|e| Error::io(&lock_path, e))?;
+        .map_err(|e| crate::lock::lock_error(&lock_path, e))?;
     // Let go of a dead lock's flock at once: status only looks.
     drop(look.evidence);
     let report = look.report;

@@ -21,12 +21,13 @@ pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
     let target = key.target.display().to_string();
     let judge = lock_report::judge(args.stale_after);
     for _ in 0..ATTEMPTS {
-        let look = look::look(&lock_path, &judge).map_err(|e| Error::io(&lock_path, e))?;
+        let look =
+            look::look(&lock_path, &judge).map_err(|e| crate::lock::lock_error(&lock_path, e))?;
         let report = look.report;
         match report.state {
             State::Free => {
                 if !quiet {
-                    eprintln!("lockrun: {target} is not locked");
+                    crate::quote::say(&format!("{target} is not locked"));
                 }
                 return Ok(ExitCode::Success);
             }
@@ -37,16 +38,16 @@ pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
                 match removal::break_dead(&lock_path, evidence, &lock_dir, &key.hex) {
                     Ok(true) => {
                         if !quiet {
-                            eprintln!(
-                                "lockrun: removed the stale lock on {target} of {} ({})",
+                            crate::quote::say(&format!(
+                                "removed the stale lock on {target} of {} ({})",
                                 lock_report::holder(&report),
                                 report.reason.as_deref().unwrap_or("holder gone")
-                            );
+                            ));
                         }
                         return Ok(ExitCode::Success);
                     }
                     Ok(false) => continue,
-                    Err(e) => return Err(Error::io(&lock_path, e)),
+                    Err(e) => return Err(crate::lock::lock_error(&lock_path, e)),
                 }
             }
             State::Held => {
@@ -78,20 +79,20 @@ pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
                 let opened = match removal::open_lock(&lock_path, Duration::ZERO) {
                     Ok(o) => o,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io(&lock_path, e)),
+                    Err(e) => return Err(crate::lock::lock_error(&lock_path, e)),
                 };
                 let consequence = if opened.flocked {
                     ""
                 } else {
                     "; its own release will report the lock as broken"
                 };
-                eprintln!(
-                    "lockrun: warning: removing the live lock on {target} held by {holder} ({how}){consequence}"
-                );
+                crate::quote::say(&format!(
+                    "warning: removing the live lock on {target} held by {holder} ({how}){consequence}"
+                ));
                 match opened.remove(Grave::Stale, &key.hex) {
                     Ok(true) => return Ok(ExitCode::Success),
                     Ok(false) => continue,
-                    Err(e) => return Err(Error::io(&lock_path, e)),
+                    Err(e) => return Err(crate::lock::lock_error(&lock_path, e)),
                 }
             }
         }

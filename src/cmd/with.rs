@@ -109,7 +109,7 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
             Ok(code)
         }
         Err(e) => {
-            eprintln!("lockrun: {e}");
+            crate::quote::say(&format!("{e}"));
             Ok(code.after_failed_release(e.exit_code()))
         }
     }
@@ -256,18 +256,18 @@ fn supervise(
                 if !terminated {
                     expired = true;
                     terminated = true;
-                    eprintln!(
-                        "lockrun: --max-hold expired: sending SIGTERM to the command (process group {})",
+                    crate::quote::say(&format!(
+                        "--max-hold expired: sending SIGTERM to the command (process group {})",
                         group.pgid
-                    );
+                    ));
                     group.signal(libc::SIGTERM);
                     deadline = Some(Instant::now() + kill_after);
                 } else if !killed {
                     killed = true;
-                    eprintln!(
-                        "lockrun: process group {} still running: sending SIGKILL",
+                    crate::quote::say(&format!(
+                        "process group {} still running: sending SIGKILL",
                         group.pgid
-                    );
+                    ));
                     group.signal(libc::SIGKILL);
                     deadline = None;
                 }

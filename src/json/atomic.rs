@@ -16,31 +16,34 @@ use crate::sys;
 /// Marker in temp file names: `.<name>.lockrun-tmp-<pid>-<n>`.
 const TMP_MARK: &str = ".lockrun-tmp-";
 
-/// The file a write really replaces: symlinks resolved (a missing file: its resolved
-/// parent plus its name).
+/// The file a write really replaces: symlinks resolved the way the lock key resolves
+/// them (a missing file: its resolved parent plus its name; a dangling symlink: where
+/// it points, so the link stays a link and the file is created at its target).
 pub(crate) fn real_target(path: &Path) -> Result<PathBuf> {
-    match fs::canonicalize(path) {
-        Ok(p) => Ok(p),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let name = path
-                .file_name()
-                .ok_or_else(|| Error::usage(format!("{}: not a file name", path.display())))?;
-            let parent = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            let parent = fs::canonicalize(parent).map_err(|e| Error::io(parent, e))?;
-            Ok(parent.join(name))
-        }
-        Err(e) => Err(Error::io(path, e)),
-    }
+    crate::lock::key::canonical_target(path)
 }
 
+/// The longest file name (in bytes) Linux and macOS file systems accept.
+pub(crate) const NAME_MAX: usize = 255;
+
+/// Room the temp name keeps for `<pid>-<unique>` (10 + 1 + 8 + 10 digits at most).
+const TMP_SUFFIX_MAX: usize = 29;
+
+/// `.<name>.lockrun-tmp-`, the target's name cut (at a character boundary) so that the
+/// whole temp name fits [`NAME_MAX`] for any name the target itself may have.
 fn tmp_prefix(real: &Path) -> String {
-    let name = real
+    let mut name = real
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let room = NAME_MAX - 1 - TMP_MARK.len() - TMP_SUFFIX_MAX;
+    if name.len() > room {
+        let mut end = room;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
     format!(".{name}{TMP_MARK}")
 }
 
@@ -156,7 +159,8 @@ fn write_tmp(
         .create_new(true)
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(tmp)?;
+        .open(tmp)
+        .map_err(|e| unwritable_dir(tmp, e))?;
     write(&mut file)?;
     if let Some(m) = like {
         // The umask may have masked the mode at create time; set it exactly.
@@ -184,4 +188,31 @@ fn unique() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{nanos:x}{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A file cannot be created in a directory that is not writable: say so, rather than
+/// blame the file (which may well be writable itself).
+pub(crate) fn unwritable_dir(created: &Path, e: io::Error) -> io::Error {
+    if !matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    ) {
+        return e;
+    }
+    let dir = match created.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    io::Error::new(
+        e.kind(),
+        format!(
+            "cannot write beside it: the directory {} is not writable ({})",
+            dir.display(),
+            if e.kind() == io::ErrorKind::ReadOnlyFilesystem {
+                "read-only file system"
+            } else {
+                "permission denied"
+            }
+        ),
+    )
 }

@@ -36,13 +36,27 @@ pub(crate) fn save(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let dir = real.parent().unwrap_or(Path::new("."));
-    let path = match kind {
-        BackupKind::Simple => dir.join(format!("{name}~")),
+    let backup_name = match kind {
+        BackupKind::Simple => format!("{name}~"),
         BackupKind::Numbered => {
             let next = numbered(dir, &name)?.last().map_or(1, |(n, _)| n + 1);
-            dir.join(format!("{name}.~{next}~"))
+            format!("{name}.~{next}~")
         }
     };
+    if backup_name.len() > atomic::NAME_MAX {
+        return Err(Error::io(
+            real,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidFilename,
+                format!(
+                    "its backup name {backup_name} would be {} bytes, longer than a file name may be ({}); nothing written (shorten the name, or do without --backup)",
+                    backup_name.len(),
+                    atomic::NAME_MAX
+                ),
+            ),
+        ));
+    }
+    let path = dir.join(&backup_name);
     atomic::replace(&path, &path, original, like)?;
     if let (BackupKind::Numbered, Some(keep)) = (kind, keep) {
         let all = numbered(dir, &name)?;

@@ -64,6 +64,8 @@ pub trait Doc: Sized + Tree {
     fn parse_file(origin: &str, path: &Path, file: &File) -> Result<Self>;
     fn from_value(value: Value) -> Self;
     fn check_schema(&self, origin: &str, schema: &Schema) -> Result<()>;
+    /// Whether it nests deeper than the limit every reader enforces (see `depth`).
+    fn too_deep(&self) -> bool;
 }
 
 impl Doc for Value {
@@ -71,14 +73,16 @@ impl Doc for Value {
         js::parse(origin, bytes)
     }
     fn parse_file(origin: &str, path: &Path, file: &File) -> Result<Self> {
-        serde_json::from_reader(from_start(path, file)?)
-            .map_err(|e| js::read_error(origin, path, e))
+        js::parse_reader(origin, path, from_start(path, file)?)
     }
     fn from_value(value: Value) -> Self {
         value
     }
     fn check_schema(&self, origin: &str, schema: &Schema) -> Result<()> {
         schema.check(origin, self)
+    }
+    fn too_deep(&self) -> bool {
+        js::depth::value_too_deep(self)
     }
 }
 
@@ -99,6 +103,11 @@ impl Doc for Val {
             ))
         })?;
         schema.check(origin, &value)
+    }
+    fn too_deep(&self) -> bool {
+        // A filter's result is measured as it is checked (filter::check_json), which
+        // skips what it shares with the input.
+        false
     }
 }
 
@@ -192,6 +201,9 @@ fn modify_locked<D: Doc>(
         });
     };
     let mut new = compute(origin, start)?;
+    if new.too_deep() {
+        return Err(Error::data(js::depth::result_message(origin, "the result")));
+    }
     order::keep_key_order(start, &mut new);
     if let Some(schema) = schema {
         new.check_schema(origin, schema)?;

@@ -6,6 +6,7 @@ use std::io::{self, Read, Seek};
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::json::regular;
 use crate::lock::{self, LockGuard, LockOptions};
 
 /// A file as read: its bytes, its metadata and the still-open file.
@@ -21,21 +22,12 @@ pub(crate) struct Current {
 
 /// The file's bytes and metadata; `None` when it does not exist.
 pub(crate) fn read_file(path: &Path) -> Result<Option<Current>> {
-    let mut file = match File::open(path) {
+    let mut file = match regular::open_read(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
+        Err(e) => return Err(regular::open_error(path, e)),
     };
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::io(
-            path,
-            io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "is a directory, not a JSON file",
-            ),
-        ));
-    }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     file.read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
@@ -55,6 +47,8 @@ pub(crate) fn take_lock(
     opts: &LockOptions,
     no_lock: bool,
 ) -> Result<Option<LockGuard>> {
+    // Before the lock, so a FIFO or a device costs no wait and leaves nothing behind.
+    regular::check(file)?;
     if no_lock {
         return Ok(None);
     }

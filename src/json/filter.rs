@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::json::order::Tree;
 use crate::json::val::{into_val, json_number};
+use crate::json::{depth, guard, stack};
 
 type Data = data::JustLut<Val>;
 
@@ -111,10 +112,11 @@ impl Program {
                 "{origin}: the filter yielded more than one value (update needs exactly one; nothing written)"
             )));
         }
-        check_json(&first, Some(input)).map_err(|what| {
-            Error::data(format!(
+        check_json(&first, Some(input), 0).map_err(|what| match what {
+            NotJson::TooDeep => Error::data(depth::result_message(origin, "the filter's result")),
+            NotJson::Other(what) => Error::data(format!(
                 "{origin}: the filter's result is not JSON: {what} (nothing written)"
-            ))
+            )),
         })?;
         Ok(first)
     }
@@ -195,10 +197,21 @@ fn compile_with<'c>(
 ) -> std::result::Result<Compiled<'c>, Failure<'c>> {
     let funs = jaq_core::funs()
         .chain(jaq_std::funs())
-        .chain(jaq_json::funs());
-    let modules = Loader::new(prelude)
-        .load(arena, File { code, path: () })
-        .map_err(Failure::Load)?;
+        .chain(jaq_json::funs())
+        .chain([guard::fun()]);
+    let modules = match guarded(code, prelude.clone()) {
+        Some(defs) => Loader::new(defs).load(
+            arena,
+            File {
+                code: MAIN,
+                path: (),
+            },
+        ),
+        // What the guarded form cannot express (a lex or parse error, a module
+        // directive) is loaded as written, for jaq's own error message.
+        None => Loader::new(prelude).load(arena, File { code, path: () }),
+    }
+    .map_err(Failure::Load)?;
     Ok(Compiler::default()
         .with_funs(funs)
         .with_global_vars(globals.iter().map(String::as_str))
@@ -211,8 +224,36 @@ fn compile_with<'c>(
         }))
 }
 
+/// The name the user's filter is defined under in its guarded form.
+const MAIN: &str = "__lockrun_main";
+
+/// `prelude` plus the user's filter as the definition [`MAIN`], every definition
+/// entered through the recursion guard (see [`guard`]).
+fn guarded<'c>(
+    code: &'c str,
+    prelude: Vec<Def>,
+) -> Option<Vec<jaq_core::load::parse::Def<&'c str>>> {
+    let tokens = jaq_core::load::Lexer::new(code).lex().ok()?;
+    let mut main = jaq_core::load::Parser::new(&tokens)
+        .parse(|p| p.term())
+        .ok()?;
+    guard::term(&mut main, guard::NAME);
+    let mut defs: Vec<jaq_core::load::parse::Def<&'c str>> = prelude;
+    defs.iter_mut().for_each(|d| guard::def(d, guard::NAME));
+    defs.push(jaq_core::load::parse::Def {
+        name: MAIN,
+        args: Vec::new(),
+        body: main,
+    });
+    Some(defs)
+}
+
 fn runtime_error(origin: &str, e: jaq_core::Exn<'_, Val>) -> Error {
     match e.get_err() {
+        Ok(err) if err.to_string().contains(stack::TOO_DEEP) => Error::data(format!(
+            "{origin}: {} (it recursed or nested past its share of the stack); nothing written",
+            stack::TOO_DEEP
+        )),
         Ok(err) => Error::data(format!(
             "{origin}: filter failed at run time: {err} (nothing written)"
         )),
@@ -296,16 +337,34 @@ fn load_error(origin: &str, code: &str, errs: jaq_core::load::Errors<&str, ()>) 
     ))
 }
 
+/// Why a filter's result cannot be written.
+enum NotJson {
+    /// It nests deeper than [`depth::NESTING_LIMIT`].
+    TooDeep,
+    Other(String),
+}
+
+impl From<String> for NotJson {
+    fn from(what: String) -> Self {
+        NotJson::Other(what)
+    }
+}
+
 /// Whether `new` is something JSON can hold; subtrees it shares with `old` (the
-/// filter's input, parsed from JSON) are known good and skipped.
-fn check_json(new: &Val, old: Option<&Val>) -> std::result::Result<(), String> {
+/// filter's input, parsed from JSON) are known good and skipped. `level` is how deep
+/// `new` sits: a shared subtree sits exactly where it sat in the input, which was
+/// within the nesting limit, so skipping it cannot hide a level too many.
+fn check_json(new: &Val, old: Option<&Val>, level: usize) -> std::result::Result<(), NotJson> {
     if old.is_some_and(|o| o.shares(new)) {
         return Ok(());
     }
+    if matches!(new, Val::Arr(_) | Val::Obj(_)) && level >= depth::NESTING_LIMIT {
+        return Err(NotJson::TooDeep);
+    }
     match new {
         Val::Null | Val::Bool(_) | Val::TStr(_) => Ok(()),
-        Val::Num(n) => json_number(n).map(|_| ()),
-        Val::BStr(_) => Err("a byte string".into()),
+        Val::Num(n) => Ok(json_number(n).map(|_| ())?),
+        Val::BStr(_) => Err(NotJson::Other("a byte string".into())),
         Val::Arr(a) => {
             let olds = match old {
                 Some(Val::Arr(o)) if o.len() == a.len() => Some(o),
@@ -313,7 +372,7 @@ fn check_json(new: &Val, old: Option<&Val>) -> std::result::Result<(), String> {
             };
             a.iter()
                 .enumerate()
-                .try_for_each(|(i, v)| check_json(v, olds.map(|o| &o[i])))
+                .try_for_each(|(i, v)| check_json(v, olds.map(|o| &o[i]), level + 1))
         }
         Val::Obj(o) => {
             let olds = match old {
@@ -322,9 +381,11 @@ fn check_json(new: &Val, old: Option<&Val>) -> std::result::Result<(), String> {
             };
             for (k, v) in o.iter() {
                 if !matches!(k, Val::TStr(_)) {
-                    return Err(format!("an object key that is not a string ({k})"));
+                    return Err(NotJson::Other(format!(
+                        "an object key that is not a string ({k})"
+                    )));
                 }
-                check_json(v, olds.and_then(|m| m.get(k)))?;
+                check_json(v, olds.and_then(|m| m.get(k)), level + 1)?;
             }
             Ok(())
         }

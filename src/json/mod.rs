@@ -4,15 +4,20 @@
 #[cfg(unix)]
 pub(crate) mod atomic;
 pub(crate) mod backup;
+pub(crate) mod depth;
 #[cfg(unix)]
 pub mod edit;
 #[cfg(unix)]
 pub(crate) mod file;
 pub(crate) mod filter;
+pub(crate) mod guard;
 pub(crate) mod layout;
 pub(crate) mod order;
 pub(crate) mod pointer;
+#[cfg(unix)]
+pub(crate) mod regular;
 pub(crate) mod schema;
+pub(crate) mod stack;
 pub(crate) mod val;
 pub(crate) mod val_read;
 
@@ -26,7 +31,28 @@ use crate::error::{Error, Result};
 /// as one JSON document. Errors name `origin` with line:column.
 pub(crate) fn parse(origin: &str, bytes: &[u8]) -> Result<Value> {
     check_start(origin, bytes)?;
-    serde_json::from_slice(bytes).map_err(|e| json_error(origin, &e))
+    check_depth(origin, bytes)?;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // The nesting limit was checked above; serde_json's own (128) would refuse less.
+    de.disable_recursion_limit();
+    serde::Deserialize::deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| json_error(origin, &e))
+}
+
+/// Parses the document `reader` yields (`path`, shown as `origin`), within the nesting
+/// limit.
+pub(crate) fn parse_reader(origin: &str, path: &Path, reader: impl std::io::Read) -> Result<Value> {
+    let mut de = serde_json::Deserializer::from_reader(depth::CheckedRead::new(reader));
+    de.disable_recursion_limit();
+    serde::Deserialize::deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| read_error(origin, path, e))
+}
+
+/// The nesting limit (see [`depth`]) for a document's text.
+pub(crate) fn check_depth(origin: &str, bytes: &[u8]) -> Result<()> {
+    depth::check_text(bytes).map_err(|deep| Error::data(deep.message(origin)))
 }
 
 /// The faults a parser would report badly: a byte order mark, and no value at all.
@@ -67,7 +93,11 @@ pub(crate) fn json_error(origin: &str, e: &serde_json::Error) -> Error {
 /// rest are [`json_error`]s.
 pub(crate) fn read_error(origin: &str, path: &Path, e: serde_json::Error) -> Error {
     if e.is_io() {
-        Error::io(path, std::io::Error::from(e))
+        let e = std::io::Error::from(e);
+        match depth::too_deep_in(&e) {
+            Some(deep) => Error::data(deep.message(origin)),
+            None => Error::io(path, e),
+        }
     } else {
         json_error(origin, &e)
     }

@@ -35,6 +35,7 @@ const SHARED_ARRAY_LEN: usize = 4;
 /// Parses `bytes`, the contents of `origin`.
 pub(crate) fn from_slice(origin: &str, bytes: &[u8]) -> Result<Val> {
     js::check_start(origin, bytes)?;
+    js::check_depth(origin, bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     read(&mut de).map_err(|e| js::json_error(origin, &e))
 }
@@ -42,7 +43,7 @@ pub(crate) fn from_slice(origin: &str, bytes: &[u8]) -> Result<Val> {
 /// Parses the document `reader` yields, without holding its text: for documents too large
 /// to keep twice. The caller has checked the start (see [`js::check_start`]).
 pub(crate) fn from_reader(origin: &str, path: &Path, reader: impl io::Read) -> Result<Val> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut de = serde_json::Deserializer::from_reader(js::depth::CheckedRead::new(reader));
     read(&mut de).map_err(|e| js::read_error(origin, path, e))
 }
 
@@ -50,6 +51,9 @@ fn read<'de, R: serde_json::de::Read<'de>>(
     de: &mut serde_json::Deserializer<R>,
 ) -> serde_json::Result<Val> {
     let shared = Shared::default();
+    // The nesting limit is checked on the text (see `depth`); serde_json's own (128)
+    // would refuse less.
+    de.disable_recursion_limit();
     let value = ValSeed(&shared).deserialize(&mut *de)?;
     de.end()?;
     Ok(value)

@@ -59,10 +59,13 @@ pub(crate) fn classify(name: &OsStr) -> Entry {
         (".stale-", GarbageKind::Stale),
         (".released-", GarbageKind::Released),
     ] {
+        // Byte 64 is checked first: only when it is the ASCII '-' is it a character
+        // boundary that the name may be cut at (a crafted name may put any character
+        // there).
         if let Some(rest) = name.strip_prefix(prefix)
             && rest.len() > 65
-            && is_hex64(&rest[..64])
             && rest.as_bytes()[64] == b'-'
+            && is_hex64(&rest[..64])
         {
             return Entry::Garbage {
                 kind,

@@ -161,14 +161,15 @@ impl Info {
 
     /// "mcp-server (PID 12345 on myhost, 'node server.js', held 2.1s)"
     pub(crate) fn describe(&self, held_since: Option<SystemTime>) -> String {
+        use crate::quote::quote;
         let who = match (self.pid, self.hostname.as_deref()) {
-            (Some(pid), Some(host)) => format!("PID {pid} on {host}"),
+            (Some(pid), Some(host)) => format!("PID {pid} on {}", quote(host)),
             (Some(pid), None) => format!("PID {pid}"),
             (None, _) => "an unknown process".to_string(),
         };
         let mut facts = Vec::new();
         if let Some(cmd) = &self.command {
-            facts.push(format!("'{cmd}'"));
+            facts.push(format!("'{}'", quote(cmd)));
         }
         if let Some(age) = held_since.and_then(|t| t.elapsed().ok()) {
             facts.push(format!("held {}", crate::lock::format_age(age)));
@@ -176,7 +177,7 @@ impl Info {
         match (&self.label, facts.is_empty()) {
             (Some(label), _) => {
                 facts.insert(0, who);
-                format!("{label} ({})", facts.join(", "))
+                format!("{} ({})", quote(label), facts.join(", "))
             }
             (None, true) => who,
             (None, false) => format!("{who} ({})", facts.join(", ")),

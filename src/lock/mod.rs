@@ -323,10 +323,9 @@ fn take<B: Backend>(
                 Err(e) => return Err(lock_create_error(place.location(), e)),
             }
         }
-        let probe = place.probe(&judge).map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidData => Error::NotALock(e.to_string()),
-            _ => Error::io(place.name(), e),
-        })?;
+        let probe = place
+            .probe(&judge)
+            .map_err(|e| lock_error(place.name(), e))?;
         match probe {
             Probe::Free => continue,
             Probe::Dead {
@@ -434,5 +433,14 @@ mod tests {
         assert_eq!(format_age(Duration::from_secs(180)), "3m");
         assert_eq!(format_age(Duration::from_secs(192)), "3m12s");
         assert_eq!(format_age(Duration::from_secs(7500)), "2h5m");
+    }
+}
+
+/// An error met looking at the lock `lock_path`: something that is not a lock in its
+/// place (a symlink, a file; the message names the path) is exit 73, the rest I/O.
+pub(crate) fn lock_error(lock_path: &std::path::Path, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::InvalidData => Error::NotALock(e.to_string()),
+        _ => Error::io(lock_path, e),
     }
 }

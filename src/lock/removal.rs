@@ -87,16 +87,30 @@ pub(crate) fn bury(path: &Path, id: &Identity, grave: &Path) -> io::Result<bool>
     }
 }
 
-/// Deletes a grave (only its remover knows its name). It normally holds just `info`.
+/// Deletes a grave (only its remover knows its name): its `info`, then the directory.
+/// Never recurses: anything else in it (which the protocol never creates) makes the
+/// `rmdir` fail and stays, for a human to look at.
 pub(crate) fn remove_grave(grave: &Path) -> io::Result<()> {
-    let _ = std::fs::remove_file(grave.join("info"));
-    if std::fs::remove_dir(grave).is_ok() {
-        return Ok(());
+    match std::fs::remove_file(grave.join("info")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
-    match std::fs::remove_dir_all(grave) {
+    match std::fs::remove_dir(grave) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Whether the directory `dir` holds nothing but (at most) an `info` entry: all that
+/// the lock protocol ever puts in a lock, staging or leftover directory.
+pub(crate) fn only_info(dir: &Path) -> io::Result<bool> {
+    for entry in std::fs::read_dir(dir)? {
+        if entry?.file_name() != "info" {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// `rmdir` of a lock directory without `info`, if it is still the directory `dir_id`:
@@ -217,6 +231,31 @@ pub(crate) fn open_lock(lock_path: &Path, patience: Duration) -> io::Result<Open
 }
 
 impl Opened {
+    /// Why this is not a lock lockrun's protocol made (and so must not be removed by
+    /// `release`, even with --force): no `info`, an `info` that is not a regular file
+    /// or not lock info (no PID, ACQUIRED and HOSTNAME lines), or other files beside it.
+    pub(crate) fn not_protocol(&self) -> io::Result<Option<String>> {
+        let Some(file) = &self.file else {
+            return Ok(Some("it has no info file".into()));
+        };
+        if !file.metadata()?.is_file() {
+            return Ok(Some("its info is not a regular file".into()));
+        }
+        let complete = self
+            .info
+            .as_ref()
+            .is_some_and(|i| i.pid.is_some() && i.acquired.is_some() && i.hostname.is_some());
+        if !complete {
+            return Ok(Some(
+                "its info is not lock info (no PID, ACQUIRED and HOSTNAME lines)".into(),
+            ));
+        }
+        if !only_info(&self.lock_path)? {
+            return Ok(Some("it holds files other than info".into()));
+        }
+        Ok(None)
+    }
+
     /// The `info`'s `TARGET` names a file whose lock is not this one (a forged or
     /// misplaced lock directory).
     pub(crate) fn target_mismatch(&self, hex: &str) -> Option<String> {

@@ -50,11 +50,26 @@ pub(crate) fn sweep_garbage(
         Err(e) => return Err(e),
     };
     let dir_meta = flock::dir_metadata(&dir)?;
+    // What the protocol never makes is not garbage of ours: left as it is.
+    if !super::removal::only_info(path)? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "it holds files other than info",
+        ));
+    }
     let info = match flock::open_info_in(&dir) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
+    if let Some(file) = &info
+        && !file.metadata()?.is_file()
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "its info is not a regular file",
+        ));
+    }
     if let Some(file) = &info
         && !flock::try_lock(file)?
     {

@@ -50,10 +50,10 @@ impl<'a> Waiting<'a> {
         if let Some(at) = self.notice_at
             && Instant::now() >= at
         {
-            eprintln!(
-                "lockrun: waiting for {}, held by {holder}",
+            crate::quote::say(&format!(
+                "waiting for {}, held by {holder}",
                 self.target.display()
-            );
+            ));
             self.notice_at = None;
         }
     }

@@ -8,6 +8,7 @@
 mod testenv;
 
 mod docs;
+mod hostile;
 mod json;
 mod json_bad_input;
 mod json_stress;

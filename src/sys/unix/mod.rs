@@ -416,6 +416,11 @@ pub(crate) fn ignore_file_size_signal() {
     }
 }
 
+/// The soft file size limit (`ulimit -f`) in bytes; `None` when unlimited.
+pub(crate) fn file_size_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Fsize).current
+}
+
 /// What Rust's own start-up would have done that lockrun relies on, for an executable
 /// that defines the C `main` itself (see `src/main.rs`): SIGPIPE ignored, so a closed
 /// stdout is an EPIPE error the command reports, and the command lockrun runs gets
