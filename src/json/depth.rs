@@ -239,6 +239,11 @@ mod tests {
 
     #[test]
     fn values_are_measured_without_recursion() {
+        // Parsing and dropping the deepest value recurse: on the JSON thread's stack.
+        crate::json::stack::with_deep_stack(measure_values);
+    }
+
+    fn measure_values() {
         let text = nested(NESTING_LIMIT);
         let ok: serde_json::Value = {
             let mut de = serde_json::Deserializer::from_str(&text);

@@ -1735,3 +1735,48 @@ fn a_full_file_system_leaves_every_byte_and_mtime() {
         assert_eq!(snapshot(&dir), before, "{what}: the directory changed");
     }
 }
+
+/// Started with fd 1 (or 0 and 2) closed, lockrun must not let a file it opens (a
+/// lock's info, a reader gate, a temp file) take the place of stdout: what it prints
+/// then goes nowhere, never into a lock or the document.
+#[test]
+fn closed_standard_descriptors_never_become_lock_files() {
+    let env = TestEnv::new();
+    env.write("f.json", "{\"marker\": \"m-1\"}\n");
+    let scripts = [
+        r#"exec 1>&-; "$L" read f.json"#,
+        r#"exec 1>&-; "$L" get f.json /marker"#,
+        r#"exec 1>&-; "$L" update --print f.json '.n = "m-2"'"#,
+        r#"exec 1>&- 2>&-; "$L" update f.json '.n = "m-3"'"#,
+        r#"exec 0<&- 1>&-; "$L" with f.json -- echo m-4"#,
+        r#"exec 1>&-; "$L" status f.json"#,
+        r#"exec 1>&-; "$L" show"#,
+    ];
+    for script in scripts {
+        let out = crate::testenv::wait_output(crate::testenv::sh(&env, script), PATIENCE_SHORT);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // No file but f.json holds what was printed.
+        for (path, node) in snapshot(env.root()) {
+            if path == Path::new("f.json") {
+                continue;
+            }
+            if let Node::File(bytes, ..) = node {
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(
+                    !text.contains("m-") && !text.contains("marker"),
+                    "{script}: {} received the output: {text:?}",
+                    path.display()
+                );
+            }
+        }
+    }
+    let doc = env.read("f.json");
+    assert!(doc.contains("m-3"), "{doc}");
+}
+
+const PATIENCE_SHORT: Duration = Duration::from_secs(10);

@@ -424,12 +424,40 @@ pub(crate) fn file_size_limit() -> Option<u64> {
 /// What Rust's own start-up would have done that lockrun relies on, for an executable
 /// that defines the C `main` itself (see `src/main.rs`): SIGPIPE ignored, so a closed
 /// stdout is an EPIPE error the command reports, and the command lockrun runs gets
-/// SIGPIPE back at its default (`spawn` resets it).
+/// SIGPIPE back at its default (`spawn` resets it); and closed standard descriptors
+/// reopened on /dev/null, so that no file lockrun opens (a lock's `info`, a reader
+/// gate, the target) becomes fd 0, 1 or 2 and receives what is meant for stdout or
+/// stderr.
 pub(crate) fn process_setup() {
     // SAFETY: installing SIG_IGN for SIGPIPE touches no memory of ours and is
     // async-signal-safe; no handler code runs.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    reopen_closed_stdio();
+}
+
+/// Opens /dev/null on each of fd 0, 1 and 2 that is closed (as std's start-up does).
+fn reopen_closed_stdio() {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD only asks whether `fd` is open; it touches no memory.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
+        if !closed {
+            continue;
+        }
+        // The lowest free descriptor is `fd` itself (the ones below it are open by
+        // now), so the opened /dev/null takes its place. Left open on purpose.
+        let null = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDWR,
+            rustix::fs::Mode::empty(),
+        );
+        if let Ok(null) = null {
+            if std::os::fd::AsRawFd::as_raw_fd(&null) == fd {
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(null);
+            }
+        }
     }
 }
 
