@@ -141,7 +141,10 @@ pub(crate) enum Command {
     /// holder or the reason. States: "held", "stale" (as for status); "idle" (a reader
     /// gate nobody uses); "garbage" (a leftover .tmp-*, .stale-* or .released-* that
     /// cleanup would remove); "busy" (a leftover some process is still working on);
-    /// "other" (not lockrun's; never touched). A missing lock directory lists nothing.
+    /// "other" ("not a lockrun entry: why": a name lockrun does not give, or an entry it
+    /// cannot read, such as a leftover whose info is a symlink; never touched, and never
+    /// hiding the other entries). A missing lock directory lists nothing. Names, labels
+    /// and commands are printed with control characters escaped.
     ///
     /// JSON (--json): an array of objects with the fields of status --json, plus name
     /// (string: the entry's file name), path (string: its full path) and kind (string:
@@ -159,13 +162,17 @@ pub(crate) enum Command {
     /// removed. Leftover .tmp-*, .stale-*, .released-* entries go once their info flock
     /// is free and they have not changed for 2 s. Reader gates (<hex>.rw) are kept: they
     /// are tiny, and removing one takes its key's lock, which would make a concurrent
-    /// `with -n` fail. Other files are never touched. Each removal is one line with its
-    /// reason, then the count (with -q, nothing when nothing was removed).
+    /// `with -n` fail. Other files are never touched, and only what the protocol creates
+    /// is removed (a lock directory's info, then the directory; never a recursive
+    /// delete). Each removal is one line with its reason; an entry that is not a lockrun
+    /// entry, or cannot be read, is one "skipped" line and leaves the others unaffected
+    /// (exit 0); then the count (with -q, nothing when nothing was removed).
     ///
     /// JSON (--json): one object. lock_dir (string); dry_run (boolean); count (number:
     /// entries removed, or that would be with --dry-run); removed (array of objects: name
     /// (string), path (string), kind ("lock" or "garbage"), target (string or
-    /// null), reason (string)).
+    /// null), reason (string)); skipped (array of objects: name (string), path
+    /// (string), reason (string)).
     #[command(
         after_help = "Examples:\n  lockrun cleanup --dry-run\n  lockrun cleanup --lock-dir ~/aiconfig/.locks"
     )]
@@ -203,8 +210,10 @@ pub(crate) enum Command {
     /// acquire: same PID and start token);
     /// another process needs --force. An id that is not a <64 hex>.lock directory inside
     /// a directory, a symlink, or contains a line break is refused and nothing is
-    /// touched (exit 2); a lock that no longer exists exits 66; another owner's lock
-    /// exits 77.
+    /// touched (exit 2); so is, even with --force, a directory that is not a lock
+    /// lockrun made: no info file, an info that is not a regular file or not lock info
+    /// (PID, ACQUIRED and HOSTNAME lines), or other files beside it. A lock that no
+    /// longer exists exits 66; another owner's lock exits 77.
     Release(ReleaseArgs),
 }
 

@@ -305,7 +305,10 @@ fn json_outputs_keep_their_documented_fields() {
     let out = env.run(["cleanup", "--json", "g.json"]);
     out.assert_success();
     let v: Value = serde_json::from_slice(&out.stdout).expect("cleanup JSON");
-    assert_eq!(keys(&v), set(&["lock_dir", "dry_run", "count", "removed"]));
+    assert_eq!(
+        keys(&v),
+        set(&["lock_dir", "dry_run", "count", "removed", "skipped"])
+    );
     assert_eq!(v["count"], 1, "{v}");
     let removed = &v["removed"][0];
     assert_eq!(

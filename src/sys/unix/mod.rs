@@ -334,7 +334,11 @@ impl SignalMask {
                         };
                         libc::sigtimedwait(&self.set, &mut info, &ts)
                     }
+                    #[cfg(target_os = "linux")]
                     None => libc::sigwaitinfo(&self.set, &mut info),
+                    // Bionic's binding lacks sigwaitinfo; a null timeout waits forever.
+                    #[cfg(target_os = "android")]
+                    None => libc::sigtimedwait(&self.set, &mut info, std::ptr::null()),
                 }
             };
             if rc >= 0 {

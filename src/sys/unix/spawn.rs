@@ -217,6 +217,20 @@ struct ChildArgs {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const CHILD_STACK: usize = 64 * 1024;
 
+/// The calling thread's `errno` (glibc and musl name its accessor `__errno_location`,
+/// Bionic `__errno`). Async-signal-safe: a plain thread-local address.
+#[cfg(target_os = "linux")]
+unsafe fn errno() -> *mut libc::c_int {
+    // SAFETY: always valid for the calling thread.
+    unsafe { libc::__errno_location() }
+}
+
+#[cfg(target_os = "android")]
+unsafe fn errno() -> *mut libc::c_int {
+    // SAFETY: always valid for the calling thread.
+    unsafe { libc::__errno() }
+}
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` points to the parent's ChildArgs, which outlives this child's use of
@@ -250,7 +264,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         if args.die_with_parent {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                args.errno = *libc::__errno_location();
+                args.errno = *errno();
                 libc::_exit(127);
             }
             // lockrun may have died before prctl: then nobody would stop us.
@@ -260,10 +274,10 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             }
         }
         libc::execve(args.path, args.argv, args.envp);
-        let mut err = *libc::__errno_location();
+        let mut err = *errno();
         if err == libc::ENOEXEC {
             libc::execve(c"/bin/sh".as_ptr(), args.sh_argv, args.envp);
-            err = *libc::__errno_location();
+            err = *errno();
         }
         args.errno = err;
         libc::_exit(127)
