@@ -424,6 +424,28 @@ class Bench:
                  f"{lr / 1000:.2f} s, {u1.ru_maxrss / 1024:.0f} MiB",
                  f"{fl / 1000:.2f} s, {u2.ru_maxrss / 1024:.0f} MiB (+jq+mv)", "",
                  f"{fl / lr:.1f}x faster", None)
+        self.one_long_token(mb, lr)
+
+    def one_long_token(self, mb, baseline_ms):
+        """A document of the same size made of one long number, string or key: every
+        input-size path must be linear (issue 12: a 1 MB number once took 1.3 s, 10 MB
+        over 20 s, with the lock held). Goal: within 2x of the many-small-values document."""
+        n = mb * 1_000_000
+        shapes = {
+            "number": lambda f: f.write('{"n": 0, "x": 1' + "2" * n + "}"),
+            "string": lambda f: f.write('{"n": 0, "x": "' + "y" * n + '"}'),
+            "key": lambda f: f.write('{"n": 0, "' + "k" * n + '": 1}'),
+        }
+        for name, write in shapes.items():
+            doc = self.p(f"long-{name}.json")
+            with open(doc, "w") as f:
+                write(f)
+            ms, code, usage = run_timed([self.L, "update", doc, ".n += 1"])
+            check([f"lockrun update long {name}"], code, 0)
+            self.row(f"one update of a {mb} MB document of one long {name}: wall, peak RSS",
+                     "linear: within 2x of the row above",
+                     f"{ms / 1000:.2f} s, {usage.ru_maxrss / 1024:.0f} MiB", "", "",
+                     f"{ms / baseline_ms:.2f}x the {mb} MB document", ms <= 2 * baseline_ms)
 
 
 def main():

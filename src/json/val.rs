@@ -100,6 +100,11 @@ impl Node for Val {
     }
 }
 
+/// The longest integer text (sign included) that becomes a jaq (big) integer; longer
+/// ones keep their text (see [`number`]). 100 digits hold every integer type
+/// programs use (u128 has 39) with room to spare.
+const BIG_INT_DIGITS: usize = 100;
+
 /// The jaq number for JSON number text; `None` when `text` is not JSON number syntax.
 /// Integers become integers; a decimal becomes a float when the float is written back
 /// exactly as `text` (no allocation, the same arithmetic), else it keeps its text.
@@ -108,7 +113,13 @@ pub(crate) fn number(text: &str) -> Option<Num> {
         return None;
     }
     let integral = !text.contains(['.', 'e', 'E']) && text != "-0";
-    if integral && let Some(n) = Num::from_str_radix(text, 10) {
+    // A longer integer keeps its text, as a decimal does: turning decimal digits into a
+    // big integer and back costs the square of their count (a 1 MB number took seconds
+    // under the lock), and jq 1.7 keeps such a literal's text too.
+    if integral
+        && text.len() <= BIG_INT_DIGITS
+        && let Some(n) = Num::from_str_radix(text, 10)
+    {
         return Some(n);
     }
     // Both spellings must match: ours (written to the file) and jaq's (`tostring`).
