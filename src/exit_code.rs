@@ -100,12 +100,12 @@ pub(crate) const DOCUMENTED: &[(&str, &str)] = &[
     ("1", "`status`: the lock is held"),
     (
         "2",
-        "usage error; `release`: the id is not a <lockdir>/<64 hex>.lock directory (nothing is touched)",
+        "usage error (one line, and one hint line); `release`: the id is not a <lockdir>/<64 hex>.lock directory, or not a lock lockrun made (nothing is touched)",
     ),
     ("3", "`status`: the lock is stale"),
     (
         "65",
-        "data error: invalid JSON, bad filter result, schema violation",
+        "data error: invalid JSON, bad filter result, schema violation, nesting deeper than 4096 levels, a filter that recursed too deep",
     ),
     (
         "66",
@@ -119,7 +119,10 @@ pub(crate) const DOCUMENTED: &[(&str, &str)] = &[
         "73",
         "cannot create the lock directory or a lock file, or something that is not a lock (a symlink, a file) sits where one must be",
     ),
-    ("74", "I/O error"),
+    (
+        "74",
+        "I/O error; also: a JSON command's target is not a regular file (a FIFO, socket, device or directory), or its backup name would be too long",
+    ),
     (
         "75",
         "the lock is busy / the wait timed out (or the code given with -E); `unlock`: the lock is alive (without --force) or held shared",

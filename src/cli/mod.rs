@@ -20,6 +20,18 @@ pub(crate) use with::*;
 /// Locks are advisory and live in a lock directory (`.locks` beside the target unless
 /// --lock-dir or LOCKRUN_DIR says otherwise). A lock whose holder died is detected
 /// through the kernel and broken at once; no lock ever needs a human to remove it.
+///
+/// The JSON commands (update, set, get, delete, patch, append, read, write) read and
+/// replace only regular files, or a symlink to one (a dangling symlink too: the file is
+/// created where it points and the link stays a link). A FIFO, socket, device or
+/// directory is refused before anything is opened or locked, with one line naming its
+/// type (exit 74); append too, so a FIFO with no reader can never hang a hook. Arrays
+/// and objects nest at most 4096 levels in every document they read (the file, stdin,
+/// --argjson, --create, a set value, a patch, a schema) and write (exit 65 past it), so
+/// whatever lockrun writes it reads back. A filter that recurses or nests too deep
+/// ends with exit 65, nothing written and the lock released. A failed write (disk
+/// full, `ulimit -f`) leaves the file byte for byte, mtime included. Every message is
+/// one line; paths, labels and commands in it have control characters escaped.
 #[derive(Debug, Parser)]
 #[command(
     name = "lockrun",
@@ -82,6 +94,10 @@ pub(crate) enum Command {
     Patch(PatchArgs),
 
     /// Append one JSON value as one compact line to a JSON Lines file, under the lock.
+    ///
+    /// The file must be a regular file (created if missing); a FIFO or a device is
+    /// refused. A failed append (disk full, `ulimit -f`) is cut back off: the file keeps
+    /// its bytes and its mtime.
     Append(AppendArgs),
 
     /// Print a JSON file, or the value at a JSON Pointer, under a shared lock.
@@ -94,7 +110,8 @@ pub(crate) enum Command {
     ///
     /// The data is written to a temp file beside the target, synced and renamed over
     /// it: readers see the old or the new content, never a mix. The old file's mode and
-    /// owner are kept; a symlinked target stays a symlink.
+    /// owner are kept; a symlinked target stays a symlink (a dangling one too: the file
+    /// is created where it points).
     Write(WriteArgs),
 
     /// Print the man page (roff) on stdout.
