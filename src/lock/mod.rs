@@ -421,6 +421,15 @@ pub(crate) fn format_age(age: Duration) -> String {
     }
 }
 
+/// An error met looking at the lock `lock_path`: something that is not a lock in its
+/// place (a symlink, a file; the message names the path) is exit 73, the rest I/O.
+pub(crate) fn lock_error(lock_path: &std::path::Path, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::InvalidData => Error::NotALock(e.to_string()),
+        _ => Error::io(lock_path, e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,14 +442,5 @@ mod tests {
         assert_eq!(format_age(Duration::from_secs(180)), "3m");
         assert_eq!(format_age(Duration::from_secs(192)), "3m12s");
         assert_eq!(format_age(Duration::from_secs(7500)), "2h5m");
-    }
-}
-
-/// An error met looking at the lock `lock_path`: something that is not a lock in its
-/// place (a symlink, a file; the message names the path) is exit 73, the rest I/O.
-pub(crate) fn lock_error(lock_path: &std::path::Path, e: io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::InvalidData => Error::NotALock(e.to_string()),
-        _ => Error::io(lock_path, e),
     }
 }

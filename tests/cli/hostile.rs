@@ -544,7 +544,8 @@ fn json_commands(t: &str) -> Vec<(&'static str, Vec<String>)> {
 }
 
 fn special_cases() -> Vec<Case> {
-    let kinds: Vec<(&str, fn(&str) -> Plant, &str)> = vec![
+    type MakePlant = fn(&str) -> Plant;
+    let kinds: Vec<(&str, MakePlant, &str)> = vec![
         ("FIFO", fifo, "FIFO"),
         ("socket", socket, "socket"),
         ("char device", chardev, "character device"),
@@ -1085,9 +1086,7 @@ fn message_cases() -> Vec<Case> {
         case("busy lock held by a label with a newline", &["update", "-n", "f.json", ".a = 2"])
             .plant(file(
                 ".locks/{hex}.lock/info",
-                format!(
-                    "PID: 1\nACQUIRED: 2026-11-22T21:54:59Z\nHOSTNAME: elsewhere\nLIVENESS: pid\nLABEL: x\\nPID: 1\u{1b}[31m\nCOMMAND: evil\u{7}\n"
-                ),
+                "PID: 1\nACQUIRED: 2026-11-22T21:54:59Z\nHOSTNAME: elsewhere\nLIVENESS: pid\nLABEL: x\\nPID: 1\u{1b}[31m\nCOMMAND: evil\u{7}\n",
             ))
             .fails(75, &["f.json", "locked"]),
         case("busy lock with a raw escape in its command", &["with", "-n", "f.json", "--", "true"])

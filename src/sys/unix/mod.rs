@@ -457,10 +457,10 @@ fn reopen_closed_stdio() {
             rustix::fs::OFlags::RDWR,
             rustix::fs::Mode::empty(),
         );
-        if let Ok(null) = null {
-            if std::os::fd::AsRawFd::as_raw_fd(&null) == fd {
-                let _ = std::os::fd::IntoRawFd::into_raw_fd(null);
-            }
+        if let Ok(null) = null
+            && std::os::fd::AsRawFd::as_raw_fd(&null) == fd
+        {
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(null);
         }
     }
 }
