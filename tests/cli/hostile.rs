@@ -1430,22 +1430,6 @@ fn catalogue_holds_at_least_150_cases() {
     assert!(n >= 150, "{n} cases");
 }
 
-#[test]
-#[ignore = "prints the size of each table"]
-fn catalogue_count() {
-    eprintln!(
-        "special {} nesting {} lockdir {} release {} messages {} usage {} limits {} permissions {}",
-        special_cases().len(),
-        nesting_cases().len(),
-        lockdir_cases().len(),
-        release_cases().len(),
-        message_cases().len(),
-        usage_cases().len(),
-        limit_cases().len(),
-        permission_cases().len()
-    );
-}
-
 // ---------------------------------------------------------------------------------------
 // What must work: a dangling symlink is written through, the deepest allowed document
 // round-trips through every reader and writer, names up to NAME_MAX are updated.
