@@ -39,7 +39,7 @@ pub(crate) struct LockArgs {
     pub(crate) nonblock: bool,
 
     /// Exit with CODE instead of 75 when the lock is busy (hooks use -w 2 -E 0).
-    #[arg(short = 'E', long = "conflict-exit-code", value_name = "CODE", value_parser = clap::value_parser!(u8))]
+    #[arg(short = 'E', long = "conflict-exit-code", value_name = "CODE", value_parser = clap::value_parser!(u8), allow_negative_numbers = true)]
     pub(crate) conflict_exit_code: Option<u8>,
 
     /// Name recorded in the lock and shown to whoever finds it busy (e.g. mcp-server).

@@ -1182,6 +1182,11 @@ fn usage_cases() -> Vec<Case> {
             &["soon"],
         ),
         u(
+            "negative -E",
+            &["with", "-E", "-1", "f.json", "--", "true"],
+            &["-1"],
+        ),
+        u(
             "-E out of range",
             &["with", "-E", "256", "f.json", "--", "true"],
             &["256"],
