@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::testenv::{BIN, TestEnv, lock_path_of};
+use crate::testenv::{TestEnv, bin, is_root, lock_path_of};
 
 /// No case may take longer than this (lockrun answers these in milliseconds).
 const LIMIT: Duration = Duration::from_secs(10);
@@ -344,10 +344,6 @@ fn run_bounded(mut cmd: Command, stdin: Vec<u8>) -> Option<Output> {
     })
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// Runs one case; the problems found, empty when it passed.
 fn check(c: &Case) -> Vec<String> {
     let env = TestEnv::new();
@@ -364,15 +360,15 @@ fn check(c: &Case) -> Vec<String> {
     let mut cmd = match (c.fsize, c.nobody && is_root()) {
         (Some(n), _) => {
             let mut cmd = Command::new("prlimit");
-            cmd.arg(format!("--fsize={n}:{n}")).arg("--").arg(BIN);
+            cmd.arg(format!("--fsize={n}:{n}")).arg("--").arg(bin());
             cmd
         }
         (None, true) => {
             let mut cmd = Command::new("setpriv");
-            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
             cmd
         }
-        (None, false) => Command::new(BIN),
+        (None, false) => Command::new(bin()),
     };
     cmd.args(&args)
         .current_dir(env.root())
