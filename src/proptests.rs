@@ -336,6 +336,8 @@ fn layouts() -> Vec<Layout> {
             newline: nl,
             final_newline: fin,
             exponent: exp.map(|(upper, plus)| Exponent { upper, plus }),
+            // One layout with a byte order mark, which detect must see and keep.
+            bom: nl == "\r\n",
         });
     }
     v
@@ -349,7 +351,8 @@ proptest! {
         for layout in layouts() {
             let text = layout.render(&v);
             // The text is the same JSON value...
-            let back: Value = serde_json::from_str(&text)
+            // (lockrun's parser: it reads past a byte order mark, as jq does.)
+            let back: Value = crate::json::parse("t.json", text.as_bytes())
                 .map_err(|e| TestCaseError::fail(format!("{layout:?}: {e}: {text:?}")))?;
             prop_assert!(crate::json::order::same(&back, &v), "{:?}: {:?}", layout, text);
             prop_assert_eq!(&back, &v);

@@ -9,6 +9,8 @@ use crate::json::layout::Layout;
 
 /// Writes `text` to stdout, adding a final newline when it has none.
 pub(crate) fn print_text(text: &str) -> Result<()> {
+    // The file's byte order mark, which a rewrite keeps, is not part of the document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = std::io::stdout().lock();
     let mut r = out.write_all(text.as_bytes());
     if r.is_ok() && !text.ends_with('\n') {

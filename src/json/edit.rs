@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::json::backup::{self, BackupKind};
-use crate::json::file::{Current, from_start, read_file, take_lock};
+use crate::json::file::{Current, after_bom, from_start, read_file, take_lock};
 use crate::json::layout::Layout;
 use crate::json::order::{self, Tree};
 use crate::json::schema::Schema;
@@ -73,7 +73,7 @@ impl Doc for Value {
         js::parse(origin, bytes)
     }
     fn parse_file(origin: &str, path: &Path, file: &File) -> Result<Self> {
-        js::parse_reader(origin, path, from_start(path, file)?)
+        js::parse_reader(origin, path, after_bom(path, file)?)
     }
     fn from_value(value: Value) -> Self {
         value
@@ -91,7 +91,7 @@ impl Doc for Val {
         val_read::from_slice(origin, bytes)
     }
     fn parse_file(origin: &str, path: &Path, file: &File) -> Result<Self> {
-        val_read::from_reader(origin, path, from_start(path, file)?)
+        val_read::from_reader(origin, path, after_bom(path, file)?)
     }
     fn from_value(value: Value) -> Self {
         val::into_val(value)

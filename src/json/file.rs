@@ -34,6 +34,21 @@ pub(crate) fn read_file(path: &Path) -> Result<Option<Current>> {
     Ok(Some(Current { bytes, meta, file }))
 }
 
+/// `file` buffered, from its first byte after a byte order mark, if any (the parsers
+/// read past it; the old text kept for a backup starts at [`from_start`]).
+pub(crate) fn after_bom<'f>(path: &Path, file: &'f File) -> Result<io::BufReader<&'f File>> {
+    use io::BufRead;
+    let mut reader = from_start(path, file)?;
+    let bom = reader
+        .fill_buf()
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(b"\xEF\xBB\xBF");
+    if bom {
+        reader.consume(3);
+    }
+    Ok(reader)
+}
+
 /// `file` buffered, from its first byte.
 pub(crate) fn from_start<'f>(path: &Path, mut file: &'f File) -> Result<io::BufReader<&'f File>> {
     file.seek(io::SeekFrom::Start(0))

@@ -58,6 +58,8 @@ pub(crate) struct Layout {
     /// How the file spells exponents (`1E5`, `1e+5`, `1e5`), if it has any: serde_json
     /// reads them all as `1e+5`, so numbers are written back in the file's spelling.
     pub(crate) exponent: Option<Exponent>,
+    /// The file starts with a UTF-8 byte order mark, which a rewrite keeps.
+    pub(crate) bom: bool,
 }
 
 /// The spelling of a number's exponent.
@@ -79,6 +81,7 @@ impl Default for Layout {
             newline: "\n",
             final_newline: true,
             exponent: None,
+            bom: false,
         }
     }
 }
@@ -93,11 +96,13 @@ impl Layout {
             newline: "\n",
             final_newline: false,
             exponent: None,
+            bom: false,
         }
     }
 
     /// The layout of `text`, which must be valid JSON.
     pub(crate) fn detect(text: &[u8]) -> Self {
+        let (text, bom) = crate::json::strip_bom(text);
         let mut layout = Layout {
             indent: None,
             colon_space: false,
@@ -105,6 +110,7 @@ impl Layout {
             newline: "\n",
             final_newline: false,
             exponent: None,
+            bom,
         };
         let end = text
             .iter()
@@ -217,6 +223,9 @@ impl Layout {
     }
 
     fn write_document<N: Node>(&self, out: &mut Out<'_>, value: &N) -> io::Result<()> {
+        if self.bom {
+            out.text.push('\u{feff}');
+        }
         self.write(out, value, 0)?;
         if self.final_newline {
             out.text.push_str(self.newline);

@@ -10,6 +10,7 @@ pub mod edit;
 #[cfg(unix)]
 pub(crate) mod file;
 pub(crate) mod filter;
+pub(crate) mod jq;
 pub(crate) mod guard;
 pub(crate) mod layout;
 pub(crate) mod order;
@@ -31,6 +32,7 @@ use crate::error::{Error, Result};
 /// as one JSON document. Errors name `origin` with line:column.
 pub(crate) fn parse(origin: &str, bytes: &[u8]) -> Result<Value> {
     check_start(origin, bytes)?;
+    let bytes = strip_bom(bytes).0;
     check_depth(origin, bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     // The nesting limit was checked above; serde_json's own (128) would refuse less.
@@ -55,13 +57,19 @@ pub(crate) fn check_depth(origin: &str, bytes: &[u8]) -> Result<()> {
     depth::check_text(bytes).map_err(|deep| Error::data(deep.message(origin)))
 }
 
-/// The faults a parser would report badly: a byte order mark, and no value at all.
-pub(crate) fn check_start(origin: &str, bytes: &[u8]) -> Result<()> {
-    if bytes.starts_with(b"\xEF\xBB\xBF") {
-        return Err(Error::data(format!(
-            "{origin}:1:1: invalid JSON: starts with a byte order mark (U+FEFF); JSON text must not (RFC 8259 §8.1)"
-        )));
+/// `bytes` without a leading UTF-8 byte order mark, and whether there was one. JSON
+/// must not start with one (RFC 8259 §8.1), but jq reads it, and so does lockrun
+/// (a rewrite keeps it: see `Layout::bom`).
+pub(crate) fn strip_bom(bytes: &[u8]) -> (&[u8], bool) {
+    match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => (rest, true),
+        None => (bytes, false),
     }
+}
+
+/// The fault a parser would report badly: no value at all.
+pub(crate) fn check_start(origin: &str, bytes: &[u8]) -> Result<()> {
+    let bytes = strip_bom(bytes).0;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::data(format!(
             "{origin}: invalid JSON: {}",

@@ -35,6 +35,7 @@ const SHARED_ARRAY_LEN: usize = 4;
 /// Parses `bytes`, the contents of `origin`.
 pub(crate) fn from_slice(origin: &str, bytes: &[u8]) -> Result<Val> {
     js::check_start(origin, bytes)?;
+    let bytes = js::strip_bom(bytes).0;
     js::check_depth(origin, bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     read(&mut de).map_err(|e| js::json_error(origin, &e))

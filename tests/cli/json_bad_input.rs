@@ -73,13 +73,6 @@ fn catalogue() -> Vec<Case> {
             "whitespace",
         ),
         case(
-            "byte order mark",
-            Some(b"\xEF\xBB\xBF{\"a\":1}"),
-            &["update", "f.json", "."],
-            65,
-            "f.json:1:1",
-        ),
-        case(
             "trailing garbage",
             Some(b"{\"a\":1} x\n"),
             &["update", "f.json", "."],
