@@ -1,4 +1,5 @@
-//! jq filters, run by the embedded jaq engine (jaq-core + jaq-std + jaq-json):
+//! jq filters, run by the embedded jaq engine (jaq-core + jaq-std + jaq-json, with
+//! jq 1.7.1's semantics from `jq/`):
 //! compiling them (with errors that point into the filter) and running them.
 //! Converting between serde_json and jaq values is `val.rs`; equality and key order
 //! are `order.rs`.
@@ -13,8 +14,10 @@
 //! which jaq carries unchanged until arithmetic touches it.
 
 use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{Compiler, Ctx, Vars, data};
+use jaq_core::{Compiler, Ctx, Vars};
 use jaq_json::Val;
+
+use crate::json::jq::{self, value::Jv};
 
 use serde_json::Value;
 
@@ -23,12 +26,12 @@ use crate::json::order::Tree;
 use crate::json::val::{into_val, json_number};
 use crate::json::{depth, guard, stack};
 
-type Data = data::JustLut<Val>;
+type Data = jq::funs::Data;
 
 /// A compiled filter with its global variables.
 pub(crate) struct Program {
     filter: jaq_core::Filter<Data>,
-    vars: Vec<Val>,
+    vars: Vec<Jv>,
 }
 
 impl std::fmt::Debug for Program {
@@ -46,7 +49,12 @@ pub(crate) struct Args {
 impl Program {
     /// Compiles `code`; errors name `origin` (the target file) and the filter position.
     pub(crate) fn compile(origin: &str, code: &str, args: &Args) -> Result<Program> {
-        let mut names: Vec<String> = vec!["$ENV".into(), "$ARGS".into(), "$__prog_name".into()];
+        let mut names: Vec<String> = vec![
+            "$ENV".into(),
+            "$ARGS".into(),
+            "$__prog_name".into(),
+            "$__lr_file".into(),
+        ];
         let mut named = serde_json::Map::new();
         for (name, value) in &args.named {
             if !is_ident(name) {
@@ -73,8 +81,13 @@ impl Program {
             into_val(Value::Object(env)),
             into_val(Value::Object(arg_obj)),
             Val::utf8_str("lockrun".to_string()),
+            Val::utf8_str(origin.to_string()),
         ];
         vars.extend(args.named.iter().map(|(_, v)| into_val(v.clone())));
+        let vars: Vec<Jv> = vars.into_iter().map(Jv).collect();
+        // jq syntax jaq does not read ($__loc__, ?//, {$name: pattern}, .5) rewritten.
+        let rewritten = jq::rewrite::rewrite(code);
+        let code = rewritten.as_str();
 
         let arena = Arena::default();
         let filter = compile_pruned(&arena, code, &names).map_err(|failure| match failure {
@@ -97,7 +110,11 @@ impl Program {
     pub(crate) fn run_one(&self, origin: &str, input: &Val) -> Result<Val> {
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new(self.vars.iter().cloned()));
         // A clone is a reference count: the filter copies only what it changes.
-        let mut outputs = self.filter.id.run((ctx, input.clone()));
+        let mut outputs = self
+            .filter
+            .id
+            .run((ctx, Jv(input.clone())))
+            .map(|r| r.map(|v| v.0));
         let first = match outputs.next() {
             None => {
                 return Err(Error::data(format!(
@@ -162,7 +179,7 @@ fn compile_pruned<'c>(
             Ok(filter) => return Ok(filter),
             Err(missing) => missing,
         };
-        let all = library.get_or_insert_with(full_library);
+        let all = library.get_or_insert_with(jq::library);
         let before = wanted.len();
         for (name, _) in &missing {
             if all.iter().any(|d| d.name == *name) {
@@ -173,17 +190,10 @@ fn compile_pruned<'c>(
             break;
         }
     }
-    match compile_with(arena, code, globals, library.unwrap_or_else(full_library))? {
+    match compile_with(arena, code, globals, library.unwrap_or_else(jq::library))? {
         Ok(filter) => Ok(filter),
         Err(missing) => Err(Failure::Undefined(missing)),
     }
-}
-
-fn full_library() -> Vec<Def> {
-    jaq_core::defs()
-        .chain(jaq_std::defs())
-        .chain(jaq_json::defs())
-        .collect()
 }
 
 type Compiled<'c> = std::result::Result<jaq_core::Filter<Data>, Vec<(&'c str, &'static str)>>;
@@ -195,10 +205,7 @@ fn compile_with<'c>(
     globals: &'c [String],
     prelude: Vec<Def>,
 ) -> std::result::Result<Compiled<'c>, Failure<'c>> {
-    let funs = jaq_core::funs()
-        .chain(jaq_std::funs())
-        .chain(jaq_json::funs())
-        .chain([guard::fun()]);
+    let funs = jq::natives().chain([guard::fun()]);
     let modules = match guarded(code, prelude.clone()) {
         Some(defs) => Loader::new(defs).load(
             arena,
@@ -248,7 +255,7 @@ fn guarded<'c>(
     Some(defs)
 }
 
-fn runtime_error(origin: &str, e: jaq_core::Exn<'_, Val>) -> Error {
+fn runtime_error(origin: &str, e: jaq_core::Exn<'_, Jv>) -> Error {
     match e.get_err() {
         Ok(err) if err.to_string().contains(stack::TOO_DEEP) => Error::data(format!(
             "{origin}: {} (it recursed or nested past its share of the stack); nothing written",

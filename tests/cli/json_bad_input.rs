@@ -161,7 +161,7 @@ fn catalogue() -> Vec<Case> {
             doc,
             &["update", "f.json", ".a = {(1): 2}"],
             65,
-            "not a string",
+            "as object key",
         ),
         case("halt", doc, &["update", "f.json", "halt"], 65, "halt"),
         case(

@@ -9,6 +9,7 @@ mod testenv;
 
 mod docs;
 mod hostile;
+mod jq_compat;
 mod json;
 mod json_bad_input;
 mod json_stress;
