@@ -179,7 +179,7 @@ fn compile_pruned<'c>(
             Ok(filter) => return Ok(filter),
             Err(missing) => missing,
         };
-        let all = library.get_or_insert_with(jq::library);
+        let all = library.get_or_insert_with(|| jq::library(code));
         let before = wanted.len();
         for (name, _) in &missing {
             if all.iter().any(|d| d.name == *name) {
@@ -190,7 +190,12 @@ fn compile_pruned<'c>(
             break;
         }
     }
-    match compile_with(arena, code, globals, library.unwrap_or_else(jq::library))? {
+    match compile_with(
+        arena,
+        code,
+        globals,
+        library.unwrap_or_else(|| jq::library(code)),
+    )? {
         Ok(filter) => Ok(filter),
         Err(missing) => Err(Failure::Undefined(missing)),
     }

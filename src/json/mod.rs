@@ -10,8 +10,8 @@ pub mod edit;
 #[cfg(unix)]
 pub(crate) mod file;
 pub(crate) mod filter;
-pub(crate) mod jq;
 pub(crate) mod guard;
+pub(crate) mod jq;
 pub(crate) mod layout;
 pub(crate) mod order;
 pub(crate) mod pointer;

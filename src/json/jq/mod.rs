@@ -19,6 +19,37 @@ def limit($n; f): if $n < 0 then f else _jaq_limit($n; f) end;
 const EARLY: &str = include_str!("early.jq");
 /// Definitions that use jaq-std's.
 const LATE: &str = include_str!("late.jq");
+/// Name and arity of each definition in `late.jq` (kept in step by a test).
+const LATE_NAMES: &[(&str, usize)] = &[
+    ("flatten", 1),
+    ("nth", 2),
+    ("leaf_paths", 0),
+    ("pick", 1),
+    ("tostream", 0),
+    ("fromstream", 1),
+    ("truncate_stream", 1),
+    ("IN", 1),
+    ("IN", 2),
+    ("INDEX", 2),
+    ("INDEX", 1),
+    ("JOIN", 2),
+    ("JOIN", 3),
+    ("JOIN", 4),
+    ("ascii", 0),
+    ("input", 0),
+    ("inputs", 0),
+    ("input_filename", 0),
+    ("@csv", 0),
+    ("@tsv", 0),
+    ("@base32", 0),
+    ("@base32d", 0),
+    ("_lr_broken_down", 0),
+    ("mktime", 0),
+    ("strftime", 1),
+    ("strflocaltime", 1),
+    ("have_literal_numbers", 0),
+    ("have_decnum", 0),
+];
 
 fn parse_defs(code: &'static str) -> Vec<Def<&'static str>> {
     // Both files are part of the program and covered by tests; a parse failure is a
@@ -30,16 +61,24 @@ fn parse_defs(code: &'static str) -> Vec<Def<&'static str>> {
 /// jaq-std's and jaq-json's, lockrun's late ones; a jaq definition that lockrun
 /// redefines (same name and arity) is left out, so every reference to it, jaq's own
 /// included, reaches lockrun's.
-pub(crate) fn library() -> Vec<Def<&'static str>> {
+///
+/// Only `code` (the user's filter) can call a late definition, so they are parsed only
+/// when `code` names one of them: most filters do not, and parsing costs time on every
+/// run that needs the library.
+pub(crate) fn library(code: &str) -> Vec<Def<&'static str>> {
     let first = parse_defs(FIRST);
     let early = parse_defs(EARLY);
-    let late = parse_defs(LATE);
+    let late = if LATE_NAMES.iter().any(|(name, _)| code.contains(name)) {
+        parse_defs(LATE)
+    } else {
+        Vec::new()
+    };
     // jaq's definitions of lockrun's natives go too: a definition wins over a native.
     let ours: std::collections::HashSet<(&str, usize)> = first
         .iter()
         .chain(&early)
-        .chain(&late)
         .map(|d| (d.name, d.args.len()))
+        .chain(LATE_NAMES.iter().copied())
         .chain(funs::signatures())
         .collect();
     let keep = |d: &Def<&'static str>| !ours.contains(&(d.name, d.args.len()));
@@ -85,8 +124,9 @@ const REDEFINED_NATIVES: &[(&str, usize, &str)] = &[
 /// `name/arity` of every filter a program can call, as jq's `builtins` lists them
 /// (names starting with `_` are internal and left out).
 pub(crate) fn builtin_names() -> Vec<String> {
-    let mut names: Vec<(String, usize)> = library()
+    let mut names: Vec<(String, usize)> = library("")
         .iter()
+        .chain(&parse_defs(LATE))
         .map(|d| (d.name.to_string(), d.args.len()))
         .chain(
             funs::signatures()
@@ -108,7 +148,14 @@ mod tests {
     #[test]
     fn definition_files_parse() {
         assert!(!parse_defs(EARLY).is_empty());
-        assert!(!parse_defs(LATE).is_empty());
+        let late: Vec<(&str, usize)> = parse_defs(LATE)
+            .iter()
+            .map(|d| (d.name, d.args.len()))
+            .collect();
+        assert_eq!(
+            late, LATE_NAMES,
+            "LATE_NAMES must list late.jq's definitions"
+        );
     }
 
     #[test]
@@ -136,11 +183,18 @@ mod tests {
     }
 
     /// Every definition compiles: a program calling all of them (unused arguments
-    /// are `.`).
+    /// are `.`), with and without the late definitions.
     #[test]
     fn every_definition_compiles() {
+        compiles_all(&library("tostream"));
+        let without_late = library("");
+        assert!(without_late.iter().all(|d| d.name != "tostream"));
+        compiles_all(&without_late);
+    }
+
+    fn compiles_all(lib: &[Def<&'static str>]) {
         use jaq_core::load::{Arena, File, Loader};
-        let calls: Vec<String> = library()
+        let calls: Vec<String> = lib
             .iter()
             .filter(|d| !d.name.starts_with('@'))
             .map(|d| {
@@ -154,7 +208,7 @@ mod tests {
             .collect();
         let code = format!("def f: {}; 1", calls.join(", "));
         let arena = Arena::default();
-        let modules = Loader::new(library())
+        let modules = Loader::new(lib.to_vec())
             .load(
                 &arena,
                 File {
