@@ -19,6 +19,9 @@ mod with;
 // a lock lasts as long as its work: command trees, terminals, acquire's owner
 mod lifetime;
 
+// the etcd backend, against real etcd servers started by the tests
+mod etcd;
+
 // status, show, cleanup, unlock, acquire, release
 mod lock_admin;
 
