@@ -16,6 +16,8 @@
 mod cli;
 #[cfg(unix)]
 mod cmd;
+#[cfg(unix)]
+mod etcd;
 mod error;
 mod exit_code;
 pub mod json;

@@ -1,0 +1,585 @@
+//! Locks kept in etcd: a lease per holder, a key per holder, fairness by creation order.
+//!
+//! Every contender for NAME puts its own key `<prefix><NAME>//<lease as 16 hex digits>`,
+//! attached to its own lease, with create-if-absent. Contenders are ordered by the
+//! keys' creation revisions (etcd's linearizable write order): an exclusive contender
+//! holds the lock when no key of NAME is older than its own; a shared one when no
+//! exclusive key is older. A waiter watches the newest older key that blocks it and
+//! looks again when that key is deleted (released, or its lease expired), so release
+//! wakes exactly the next waiter at once, with no polling, and a reader that comes after
+//! a waiting writer queues behind it (writers are preferred, as with local locks).
+//!
+//! The key's value is the holder's `info` text, the same `KEY: value` lines a local lock
+//! keeps on disk, so a busy lock names its holder (PID, host, label, command, since).
+//!
+//! The holder keeps its lease alive from a thread. When the lease is lost (etcd
+//! unreachable for the TTL, or the lease revoked), the thread kills the command at once:
+//! by then another holder may be admitted. The lock key's creation revision is the
+//! fencing token: it grows with every new holder of any lock in the cluster.
+//!
+//! Names: a file's lock is named by its canonical path; `--name` gives any name. A name
+//! never contains `//`, never ends in `/`, and has no NUL or line break: that keeps the
+//! keys of one name from ever falling in another name's range.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::gateway::{Gateway, GwError, Kv, Range};
+use crate::lock::info::{Info, Mode};
+
+/// The default lease TTL. etcd's minimum with default settings is 2 s (it raises
+/// anything shorter); a killed holder's lock is handed on within the TTL plus etcd's
+/// expiry sweep (0.5 s), so under 3 s. Keepalives go out every third of it.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(2);
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "lockrun/";
+
+/// Each call to etcd may take this long while etcd cannot be reached (at least; a longer
+/// wait for the lock lets it take that long, up to [`MAX_UNREACHABLE`]).
+pub const MIN_UNREACHABLE: Duration = Duration::from_secs(1);
+pub const MAX_UNREACHABLE: Duration = Duration::from_secs(10);
+
+/// Why a name cannot be a lock name; `None` when it can.
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.contains('\0') || name.contains('\n') || name.contains('\r') {
+        Some("contains a NUL or a line break")
+    } else if name.contains("//") {
+        Some("contains '//'")
+    } else if name.ends_with('/') {
+        Some("ends with '/'")
+    } else if name.len() > 4096 {
+        Some("is longer than 4096 bytes")
+    } else {
+        None
+    }
+}
+
+/// The lease counts as lost this long before it could expire in etcd.
+const SAFETY_MARGIN: Duration = Duration::from_millis(200);
+
+/// One etcd cluster as a lock store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub gateway: Gateway,
+    /// Prepended to every key (default `lockrun/`).
+    pub prefix: String,
+    pub ttl: Duration,
+    /// For messages: the URL as given.
+    pub url: String,
+}
+
+/// How to take a lock in etcd.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub name: &'a str,
+    pub shared: bool,
+    /// `None` waits forever, zero tries once.
+    pub timeout: Option<Duration>,
+    pub notice_after: Option<Duration>,
+    /// The holder's info (PID, host, label, command, mode...), stored as the key's value.
+    pub info: Info,
+}
+
+/// What went wrong taking or keeping an etcd lock.
+#[derive(Debug)]
+pub enum LockError {
+    /// The lock is held; `holder` describes the oldest holder.
+    Busy { holder: String, waited: Duration },
+    /// etcd could not be used (unreachable, refused, auth).
+    Etcd(GwError),
+    /// The lease ended while waiting or holding.
+    Lost(String),
+}
+
+impl From<GwError> for LockError {
+    fn from(e: GwError) -> Self {
+        LockError::Etcd(e)
+    }
+}
+
+/// A lock held in etcd. Released (its lease revoked) by [`Held::release`] or on drop.
+#[derive(Debug)]
+pub struct Held {
+    store: Store,
+    name: String,
+    key: Vec<u8>,
+    lease: i64,
+    /// The lock key's creation revision: the fencing token.
+    revision: i64,
+    keeper: Keeper,
+    released: bool,
+}
+
+impl Store {
+    /// `<prefix><name>//`: the start of the range of NAME's keys.
+    fn range_of(&self, name: &str) -> (Vec<u8>, Vec<u8>) {
+        let start = format!("{}{name}//", self.prefix).into_bytes();
+        let end = prefix_end(&start);
+        (start, end)
+    }
+
+    /// How long one etcd call may go on failing during a wait of `timeout`.
+    fn call_limit(timeout: Option<Duration>) -> Duration {
+        timeout
+            .unwrap_or(MAX_UNREACHABLE)
+            .clamp(MIN_UNREACHABLE, MAX_UNREACHABLE)
+    }
+
+    /// Takes the lock on `req.name`, waiting as `req.timeout` says.
+    pub fn acquire(&self, req: &Request<'_>) -> Result<Held, LockError> {
+        let started = Instant::now();
+        let deadline = req.timeout.map(|t| started + t);
+        let call_limit = Store::call_limit(req.timeout);
+        let calls = || Instant::now() + call_limit;
+        let ttl_secs = i64::try_from(self.ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let grant_sent = Instant::now();
+        let (lease, granted) = self.gateway.lease_grant(ttl_secs, calls())?;
+        let granted = Duration::from_secs(u64::try_from(granted.max(1)).unwrap_or(1));
+        crate::trace::step(|| format!("etcd: lease {lease:016x} granted, TTL {granted:?}"));
+        // From here on the lease must be kept alive (a wait may outlast the TTL) and,
+        // on any failure, revoked.
+        let keeper = Keeper::start(
+            self.gateway.clone(),
+            lease,
+            granted,
+            grant_sent,
+            req.name.to_string(),
+        );
+        let mut held = Held {
+            store: self.clone(),
+            name: req.name.to_string(),
+            key: Vec::new(),
+            lease,
+            revision: 0,
+            keeper,
+            released: false,
+        };
+        let (start, end) = self.range_of(req.name);
+        let mut key = start.clone();
+        key.extend_from_slice(format!("{lease:016x}").as_bytes());
+        held.key = key.clone();
+        let mut info = req.info.clone();
+        info.mode = Some(if req.shared {
+            Mode::Shared
+        } else {
+            Mode::Exclusive
+        });
+        let value = info.render() + &format!("LEASE: {lease:016x}\n");
+        let (_, mut range) =
+            self.gateway
+                .create_and_range(&key, value.as_bytes(), lease, &start, &end, calls())?;
+        let mine = range
+            .kvs
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.create_revision)
+            .ok_or_else(|| {
+                LockError::Etcd(GwError::Protocol(
+                    "the lock key just written is not there".into(),
+                ))
+            })?;
+        held.revision = mine;
+        let mut notice_at = req.notice_after.map(|d| started + d);
+        // Bounded: each round waits for a blocker's deletion (or the deadline), and there
+        // are finitely many older keys, none of which can come back.
+        loop {
+            if let Some(why) = held.keeper.lost() {
+                return Err(LockError::Lost(why));
+            }
+            let blocker = last_blocker(&range, mine, req.shared);
+            let Some(blocker) = blocker else {
+                crate::trace::step(|| {
+                    format!(
+                        "etcd: acquired {} at revision {mine} after {:.3} ms",
+                        req.name,
+                        started.elapsed().as_secs_f64() * 1000.0
+                    )
+                });
+                return Ok(held);
+            };
+            let holder = describe_holder(&range, mine, req.shared);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(LockError::Busy {
+                    holder,
+                    waited: started.elapsed(),
+                });
+            }
+            if let Some(at) = notice_at
+                && Instant::now() >= at
+            {
+                eprintln!("lockrun: waiting for {}, held by {holder}", req.name);
+                notice_at = None;
+            }
+            let wake = match (deadline, notice_at) {
+                (Some(d), Some(n)) => Some(d.min(n)),
+                (d, n) => d.or(n),
+            };
+            crate::trace::step(|| {
+                format!(
+                    "etcd: waiting for {} (revision {}) to go",
+                    String::from_utf8_lossy(&blocker.key),
+                    blocker.create_revision
+                )
+            });
+            // A far-off wake-up still bounds each watch: look again every minute.
+            let until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(60));
+            self.gateway
+                .wait_deleted(&blocker.key, range.revision, until)?;
+            range = self.gateway.range(&start, &end, calls())?;
+        }
+    }
+
+    /// The holders and waiters of `name`, oldest first.
+    pub fn holders(&self, name: &str, timeout: Duration) -> Result<Vec<Kv>, GwError> {
+        let (start, end) = self.range_of(name);
+        Ok(self
+            .gateway
+            .range(&start, &end, Instant::now() + timeout)?
+            .kvs)
+    }
+}
+
+/// The newest key older than ours that keeps us out.
+fn last_blocker(range: &Range, mine: i64, shared: bool) -> Option<Kv> {
+    range
+        .kvs
+        .iter()
+        .filter(|kv| kv.create_revision < mine && (!shared || !is_shared(kv)))
+        .max_by_key(|kv| kv.create_revision)
+        .cloned()
+}
+
+/// Who holds the lock we wait for: the oldest key that blocks us.
+fn describe_holder(range: &Range, mine: i64, shared: bool) -> String {
+    let oldest = range
+        .kvs
+        .iter()
+        .filter(|kv| kv.create_revision < mine && (!shared || !is_shared(kv)))
+        .min_by_key(|kv| kv.create_revision);
+    match oldest {
+        Some(kv) => describe(kv),
+        None => "another holder".into(),
+    }
+}
+
+fn is_shared(kv: &Kv) -> bool {
+    Info::parse(&String::from_utf8_lossy(&kv.value)).mode == Some(Mode::Shared)
+}
+
+/// "mcp-server (PID 12345 on myhost, 'node server.js', held 2.1s)", from what the
+/// holder stored.
+pub fn describe(kv: &Kv) -> String {
+    let info = Info::parse(&String::from_utf8_lossy(&kv.value));
+    let since = info
+        .acquired
+        .as_deref()
+        .and_then(|a| humantime::parse_rfc3339(a).ok());
+    info.describe(since)
+}
+
+/// The first key after every key that starts with `prefix` (etcd's `range_end`).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff: to the end of the keyspace.
+    vec![0]
+}
+
+impl Held {
+    /// The fencing token: the lock key's creation revision.
+    pub fn fencing_token(&self) -> i64 {
+        self.revision
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+
+    /// Kill this process (the command run under the lock) with SIGKILL the moment the
+    /// lease is lost.
+    pub fn kill_on_loss(&self, pid: u32) {
+        self.keeper.state.child.store(pid, Ordering::SeqCst);
+        // Lost before the command was known: kill it now.
+        if self.keeper.lost().is_some() {
+            let _ = crate::sys::send_signal(pid, libc::SIGKILL);
+        }
+    }
+
+    /// Why the lock was lost, if it was.
+    pub fn lost(&self) -> Option<String> {
+        self.keeper.lost()
+    }
+
+    /// Proves the lease still lives, with a round trip to etcd, just before an action
+    /// that only the holder may take (the rename of `update`).
+    pub fn check(&self) -> Result<(), LockError> {
+        if let Some(why) = self.keeper.lost() {
+            return Err(LockError::Lost(why));
+        }
+        let sent = Instant::now();
+        let valid_until = self.keeper.valid_until();
+        if sent >= valid_until {
+            return Err(LockError::Lost(self.keeper.declare_lost(None)));
+        }
+        match self
+            .store
+            .gateway
+            .lease_keepalive(self.lease, valid_until)
+        {
+            Ok(Some(ttl)) => {
+                self.keeper.renewed(sent, ttl);
+                Ok(())
+            }
+            Ok(None) => Err(LockError::Lost(
+                self.keeper.declare_lost(Some("etcd says the lease is gone")),
+            )),
+            Err(_) => Err(LockError::Lost(self.keeper.declare_lost(None))),
+        }
+    }
+
+    /// Gives the lock up: revokes the lease, which deletes the key and wakes the next
+    /// waiter.
+    pub fn release(mut self) -> Result<(), LockError> {
+        self.release_inner()
+    }
+
+    fn release_inner(&mut self) -> Result<(), LockError> {
+        if self.released {
+            return Ok(());
+        }
+        self.released = true;
+        self.keeper.stop();
+        let lost = self.keeper.lost();
+        let revoked = self
+            .store
+            .gateway
+            .lease_revoke(self.lease, Instant::now() + MIN_UNREACHABLE * 2);
+        crate::trace::step(|| format!("etcd: lease {:016x} revoked: {revoked:?}", self.lease));
+        if let Some(why) = lost {
+            return Err(LockError::Lost(why));
+        }
+        revoked.map_err(LockError::Etcd)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.release_inner();
+    }
+}
+
+/// The keepalive thread and what it shares with the holder.
+#[derive(Debug)]
+struct Keeper {
+    state: Arc<KeeperState>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct KeeperState {
+    lease: i64,
+    name: String,
+    /// When the lease may expire at the earliest: the send time of the last keepalive
+    /// etcd answered, plus the TTL it gave. The holder counts the lock lost a little
+    /// before ([`SAFETY_MARGIN`]), so that its command is dead when etcd could let the
+    /// next holder in.
+    valid_until: Mutex<(Instant, Instant)>,
+    /// Why the lease is lost, once it is.
+    lost: Mutex<Option<String>>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    /// The command to SIGKILL when the lease is lost (0: none yet).
+    child: AtomicU32,
+}
+
+impl Keeper {
+    fn start(gateway: Gateway, lease: i64, ttl: Duration, sent: Instant, name: String) -> Keeper {
+        let state = Arc::new(KeeperState {
+            lease,
+            name,
+            valid_until: Mutex::new((sent, sent + ttl)),
+            lost: Mutex::new(None),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            child: AtomicU32::new(0),
+        });
+        let shared = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name("etcd-keepalive".into())
+            .spawn(move || keep_alive(&gateway, &shared, ttl))
+            .ok();
+        Keeper { state, thread }
+    }
+
+    fn lost(&self) -> Option<String> {
+        self.state.lost.lock().ok().and_then(|l| l.clone())
+    }
+
+    fn valid_until(&self) -> Instant {
+        self.state.valid_until()
+    }
+
+    fn renewed(&self, sent: Instant, ttl: i64) {
+        self.state.renewed(sent, ttl);
+    }
+
+    fn declare_lost(&self, why: Option<&str>) -> String {
+        self.state.declare_lost(why)
+    }
+
+    fn stop(&mut self) {
+        if let Ok(mut s) = self.state.stop.lock() {
+            *s = true;
+        }
+        self.state.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl KeeperState {
+    /// The moment the holder must count the lock lost without a newer keepalive.
+    fn valid_until(&self) -> Instant {
+        self.valid_until
+            .lock()
+            .map(|v| v.1.checked_sub(SAFETY_MARGIN).unwrap_or(v.1))
+            .unwrap_or_else(|_| Instant::now())
+    }
+
+    fn renewed(&self, sent: Instant, ttl: i64) {
+        let ttl = Duration::from_secs(u64::try_from(ttl.max(1)).unwrap_or(1));
+        if let Ok(mut v) = self.valid_until.lock()
+            && sent + ttl > v.1
+        {
+            *v = (sent, sent + ttl);
+        }
+    }
+
+    /// Records the loss (the first reason wins), kills the command, and returns the
+    /// line to print.
+    fn declare_lost(&self, why: Option<&str>) -> String {
+        let Ok(mut lost) = self.lost.lock() else {
+            return format!("lost the lock on {}", self.name);
+        };
+        if let Some(line) = lost.as_ref() {
+            return line.clone();
+        }
+        let since = self
+            .valid_until
+            .lock()
+            .map(|v| v.0.elapsed())
+            .unwrap_or_default();
+        let line = format!(
+            "lost the lock on {}: lease expired after {} {}",
+            self.name,
+            crate::lock::format_age(since),
+            why.map_or_else(
+                || "without an answer from etcd".to_string(),
+                |w| format!("({w})")
+            ),
+        );
+        let child = self.child.load(Ordering::SeqCst);
+        if child != 0 {
+            let _ = crate::sys::send_signal(child, libc::SIGKILL);
+        }
+        *lost = Some(line.clone());
+        line
+    }
+
+    /// Sleeps until `until` or a stop; true when stopped.
+    fn sleep_until(&self, until: Instant) -> bool {
+        let Ok(mut stopped) = self.stop.lock() else {
+            return true;
+        };
+        // Bounded: each turn either sees the stop, passes `until`, or waits for it.
+        loop {
+            if *stopped {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return false;
+            }
+            match self.wake.wait_timeout(stopped, until - now) {
+                Ok((s, _)) => stopped = s,
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// The keepalive loop: refresh every third of the TTL; while etcd does not answer,
+/// retry every 100 ms; once the lease may have expired, declare it lost (killing the
+/// command) and stop.
+fn keep_alive(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
+    let interval = ttl / 3;
+    let retry = Duration::from_millis(100);
+    let mut next = Instant::now() + interval;
+    // Bounded by the stop flag and by the loss, which ends it.
+    loop {
+        if state.sleep_until(next.min(state.valid_until())) {
+            return;
+        }
+        let valid_until = state.valid_until();
+        let sent = Instant::now();
+        if sent >= valid_until {
+            state.declare_lost(None);
+            return;
+        }
+        match gateway.lease_keepalive(state.lease, valid_until) {
+            Ok(Some(granted)) => {
+                state.renewed(sent, granted);
+                next = sent + interval;
+            }
+            Ok(None) => {
+                state.declare_lost(Some("etcd says the lease is gone: revoked, or expired"));
+                return;
+            }
+            Err(e) => {
+                crate::trace::step(|| format!("etcd: keepalive failed: {e}"));
+                next = Instant::now() + retry;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_reach_into_another_names_range_are_refused() {
+        assert!(name_problem("nightly-backup").is_none());
+        assert!(name_problem("/srv/shared/memory.json").is_none());
+        for bad in ["", "a//b", "a/", "a\nb", "a\0b"] {
+            assert!(name_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_range_of_a_prefix_ends_after_it() {
+        assert_eq!(prefix_end(b"lockrun/a//"), b"lockrun/a/0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+    }
+}
