@@ -20,6 +20,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bench_etcd  # noqa: E402  (scripts/bench_etcd.py: the etcd backend's section)
 
 
 def run_timed(argv, env=None, quiet=False):
@@ -452,11 +454,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--etcd-only", action="store_true",
+                    help="only the etcd backend's section (lockrun against etcdctl lock)")
     args = ap.parse_args()
+    lockrun = os.path.abspath(args.bin)
+    if args.etcd_only:
+        bench_etcd.run(lockrun, args.quick)
+        return
     for tool in ("flock", "jq"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} not found")
-    lockrun = os.path.abspath(args.bin)
     load = os.getloadavg()
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lockrun-bench-") as work:
@@ -489,6 +496,8 @@ def main():
     for m, goal, lr, fl, mk, ratio, met in b.rows:
         mark = "" if met is None else ("yes" if met else "**no**")
         print(f"| {m} | {goal} | {lr} | {fl} | {mk} | {ratio} | {mark} |")
+    print()
+    bench_etcd.run(lockrun, args.quick)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
 # on stdout (progress on stderr).
 #   scripts/bench.sh           full run (several minutes)
 #   scripts/bench.sh --quick   short run, as CI does
-# Needs python3, flock (util-linux) and jq.
+#   scripts/bench.sh --etcd-only   only the etcd backend against etcdctl lock (skipped,
+#                                  with its reason, when etcd is not installed)
+# Needs python3, flock (util-linux) and jq; etcd-server and etcd-client for the etcd rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The executable as it ships (scripts/build.sh: static-pie on Linux/glibc).

@@ -305,7 +305,11 @@ impl Gateway {
     /// Grants a lease of `ttl_secs`; returns its id and the TTL etcd gave (etcd raises
     /// TTLs below its minimum, 2 s with default settings).
     pub fn lease_grant(&self, ttl_secs: i64, deadline: Instant) -> Result<(i64, i64), GwError> {
-        let v = self.call("/v3/lease/grant", &json!({ "TTL": ttl_secs.to_string() }), deadline)?;
+        let v = self.call(
+            "/v3/lease/grant",
+            &json!({ "TTL": ttl_secs.to_string() }),
+            deadline,
+        )?;
         let id = int(&v, "ID");
         if id == 0 {
             return Err(GwError::Protocol(format!(
@@ -319,7 +323,11 @@ impl Gateway {
     /// Refreshes a lease; `Some(ttl)` while it lives, `None` once it expired or was
     /// revoked.
     pub fn lease_keepalive(&self, id: i64, deadline: Instant) -> Result<Option<i64>, GwError> {
-        let v = self.call("/v3/lease/keepalive", &json!({ "ID": id.to_string() }), deadline)?;
+        let v = self.call(
+            "/v3/lease/keepalive",
+            &json!({ "ID": id.to_string() }),
+            deadline,
+        )?;
         // A stream of answers; one request gives one. A lease that is gone comes back
         // with no TTL (zero is left out).
         let result = v.get("result").unwrap_or(&v);
@@ -329,7 +337,11 @@ impl Gateway {
 
     /// Revokes a lease, deleting every key attached to it. A lease already gone is fine.
     pub fn lease_revoke(&self, id: i64, deadline: Instant) -> Result<(), GwError> {
-        match self.call("/v3/lease/revoke", &json!({ "ID": id.to_string() }), deadline) {
+        match self.call(
+            "/v3/lease/revoke",
+            &json!({ "ID": id.to_string() }),
+            deadline,
+        ) {
             Ok(_) => Ok(()),
             Err(GwError::Server { code, .. }) if code == CODE_NOT_FOUND => Ok(()),
             Err(e) => Err(e),
@@ -440,7 +452,13 @@ impl Gateway {
             }
             let i = (self.current.load(Ordering::Relaxed) + attempt) % n;
             let token = self.token_before(deadline)?;
-            match self.watch_one(&self.base_urls[i], key, &mut from, token.as_deref(), deadline) {
+            match self.watch_one(
+                &self.base_urls[i],
+                key,
+                &mut from,
+                token.as_deref(),
+                deadline,
+            ) {
                 Ok(WatchEnd::Deleted) => return Ok(true),
                 Ok(WatchEnd::TimedOut) => return Ok(false),
                 Ok(WatchEnd::Compacted(rev)) => {
@@ -519,8 +537,7 @@ impl Gateway {
                     snippet(&line)
                 )))
             })?;
-            if let Some(e) = server_error(&v).or_else(|| v.get("error").and_then(server_error))
-            {
+            if let Some(e) = server_error(&v).or_else(|| v.get("error").and_then(server_error)) {
                 return Err(match e {
                     GwError::Server { code, message } if is_retryable(code, &message) => {
                         Attempt::Failed(message)
@@ -534,10 +551,24 @@ impl Gateway {
                 return Ok(WatchEnd::Compacted(compacted));
             }
             if result.get("canceled").and_then(Value::as_bool) == Some(true) {
-                return Err(Attempt::Failed(format!(
-                    "watch canceled: {}",
-                    result.get("cancel_reason").and_then(Value::as_str).unwrap_or("")
-                )));
+                let reason = result
+                    .get("cancel_reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                // An auth refusal comes as a canceled watch: say so, do not retry.
+                return Err(if reason.contains("invalid auth token") {
+                    Attempt::Answer(GwError::Server {
+                        code: CODE_UNAUTHENTICATED,
+                        message: reason,
+                    })
+                } else if reason.contains("user name is empty")
+                    || reason.contains("permission denied")
+                {
+                    Attempt::Answer(classify(CODE_PERMISSION_DENIED, reason))
+                } else {
+                    Attempt::Failed(format!("watch canceled: {reason}"))
+                });
             }
             let events = result.get("events").and_then(Value::as_array);
             for event in events.into_iter().flatten() {
@@ -598,13 +629,24 @@ fn server_error(v: &Value) -> Option<GwError> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    Some(match code {
+    Some(classify(code, message))
+}
+
+/// An error answer as lockrun reports it: auth problems apart (exit 77).
+fn classify(code: i64, message: String) -> GwError {
+    if message.contains("user name is empty") {
+        return GwError::Auth(
+            "etcd requires a user and password: set LOCKRUN_ETCD_USER and LOCKRUN_ETCD_PASSWORD"
+                .into(),
+        );
+    }
+    match code {
         CODE_PERMISSION_DENIED => GwError::Auth(message.trim_start_matches("etcdserver: ").into()),
         CODE_INVALID_ARGUMENT if message.contains("authentication failed") => {
             GwError::Auth(message.trim_start_matches("etcdserver: ").into())
         }
         _ => GwError::Server { code, message },
-    })
+    }
 }
 
 /// Answers another member may not give: no leader, timed out inside etcd, stopping.

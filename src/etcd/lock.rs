@@ -335,17 +335,14 @@ impl Held {
         if sent >= valid_until {
             return Err(LockError::Lost(self.keeper.declare_lost(None)));
         }
-        match self
-            .store
-            .gateway
-            .lease_keepalive(self.lease, valid_until)
-        {
+        match self.store.gateway.lease_keepalive(self.lease, valid_until) {
             Ok(Some(ttl)) => {
                 self.keeper.renewed(sent, ttl);
                 Ok(())
             }
             Ok(None) => Err(LockError::Lost(
-                self.keeper.declare_lost(Some("etcd says the lease is gone")),
+                self.keeper
+                    .declare_lost(Some("etcd says the lease is gone")),
             )),
             Err(_) => Err(LockError::Lost(self.keeper.declare_lost(None))),
         }

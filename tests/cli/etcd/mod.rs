@@ -1,5 +1,77 @@
-//! The etcd backend against real etcd servers (see `fixture`).
+//! The etcd backend against real etcd servers (see `fixture`): each test starts its own
+//! etcd on 127.0.0.1 (free ports, temp data dir) and it is gone when the test ends.
 
 pub mod fixture;
 
+mod basics;
+mod failures;
 mod harness;
+mod scale;
+mod secure;
+
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::testenv::{PATIENCE, TestEnv, wait_output};
+use fixture::Etcd;
+
+/// `lockrun ARGS` in `env`'s dir with `LOCKRUN_BACKEND` set to `etcd`'s URL.
+pub fn lockrun(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Command {
+    let mut cmd = env.command(args);
+    cmd.env("LOCKRUN_BACKEND", etcd.url())
+        .env_remove("LOCKRUN_ETCD_USER")
+        .env_remove("LOCKRUN_ETCD_PASSWORD")
+        .env_remove("LOCKRUN_ETCD_CA")
+        .env_remove("LOCKRUN_ETCD_CERT")
+        .env_remove("LOCKRUN_ETCD_KEY")
+        .env_remove("LOCKRUN_FENCING_TOKEN");
+    if let Some(c) = &etcd.certs {
+        cmd.env("LOCKRUN_ETCD_CA", &c.ca)
+            .env("LOCKRUN_ETCD_CERT", &c.client_cert)
+            .env("LOCKRUN_ETCD_KEY", &c.client_key);
+    }
+    cmd
+}
+
+pub fn run(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Output {
+    let child = lockrun(env, etcd, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lockrun");
+    wait_output(child, PATIENCE)
+}
+
+pub fn spawn(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Child {
+    lockrun(env, etcd, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lockrun")
+}
+
+/// `lockrun with ARGS -- sh -c '<touch NAME.ready, wait for NAME.go>'`, returned once
+/// the command runs (it holds the lock until `crate::testenv::go(env, NAME)`).
+pub fn hold(env: &TestEnv, etcd: &Etcd, args: &[&str], name: &str) -> Child {
+    let script = format!("touch {name}.ready; while [ ! -e {name}.go ]; do sleep 0.01; done");
+    let mut full: Vec<&str> = vec!["with"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--", "sh", "-c", &script]);
+    let mut child = spawn(env, etcd, &full);
+    let ready = env.path(&format!("{name}.ready"));
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = wait_output(child, PATIENCE);
+            panic!(
+                "holder {name} exited ({status}) before its command ran: {}",
+                crate::testenv::stderr(&out)
+            );
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "holder {name} never ran its command"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child
+}

@@ -1,0 +1,135 @@
+//! When things break: a holder killed with SIGKILL, etcd frozen past the lease TTL,
+//! etcd not there at all.
+
+use std::time::{Duration, Instant};
+
+use super::fixture::Etcd;
+use super::{hold, run, spawn};
+use crate::testenv::{PATIENCE, TestEnv, code, stderr, wait_output, wait_until};
+
+/// The default lease TTL (documented; `--lease-ttl` changes it).
+const TTL: Duration = Duration::from_secs(2);
+
+#[test]
+fn a_killed_holder_hands_the_lock_on_within_the_ttl() {
+    let Some(etcd) = Etcd::single() else { return };
+    let env = TestEnv::new();
+    let mut holder = hold(&env, &etcd, &["--name", "job"], "h");
+    let waiter = spawn(
+        &env,
+        &etcd,
+        &[
+            "with", "-q", "-w", "20", "--name", "job", "--", "touch", "taken",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Instant::now();
+    holder.kill().unwrap(); // SIGKILL: no release, the lease must expire
+    holder.wait().unwrap();
+    wait_until("the waiter to take the lock", || env.path("taken").exists());
+    let handoff = killed.elapsed();
+    eprintln!("etcd handoff after kill -9 of the holder: {handoff:?}");
+    // etcd expires leases in a sweep every 500 ms; 1 s more for a loaded machine.
+    assert!(
+        handoff < TTL + Duration::from_millis(1500),
+        "handoff took {handoff:?}"
+    );
+    let out = wait_output(waiter, PATIENCE);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn etcd_frozen_past_the_ttl_kills_the_command_and_exits_69() {
+    let Some(etcd) = Etcd::single() else { return };
+    let env = TestEnv::new();
+    let holder = spawn(
+        &env,
+        &etcd,
+        &[
+            "with",
+            "--name",
+            "job",
+            "--",
+            "sh",
+            "-c",
+            "echo $$ > cmd.pid; touch h.ready; sleep 30; touch survived",
+        ],
+    );
+    wait_until("the holder's command to run", || {
+        env.path("h.ready").exists()
+    });
+    let pid: i32 = env.read("cmd.pid").trim().parse().unwrap();
+    etcd.pause(0);
+    let out = wait_output(holder, PATIENCE);
+    etcd.resume(0);
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("lockrun: lost the lock on job: lease expired after "),
+        "{err}"
+    );
+    // The command is gone (SIGKILLed), not left running without its lock.
+    let gone = rustix::process::test_kill_process(rustix::process::Pid::from_raw(pid).unwrap());
+    assert!(gone.is_err(), "the command (PID {pid}) still runs");
+    assert!(!env.path("survived").exists());
+}
+
+#[test]
+fn etcd_down_at_start_is_one_line_within_the_wait() {
+    // Nothing listens on this port (it was free a moment ago): no etcd is needed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = TestEnv::new();
+    let started = Instant::now();
+    let out = env
+        .command([
+            "with",
+            "-w",
+            "1",
+            "--backend",
+            &format!("etcd://127.0.0.1:{port}"),
+            "--name",
+            "job",
+            "--",
+            "touch",
+            "ran",
+        ])
+        .env_remove("LOCKRUN_BACKEND")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("lockrun: etcd is unreachable"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(!env.path("ran").exists());
+}
+
+#[test]
+fn unlock_force_revokes_the_holders_lease_and_its_command_is_killed() {
+    let Some(etcd) = Etcd::single() else { return };
+    let env = TestEnv::new();
+    let holder = hold(&env, &etcd, &["--name", "job"], "h");
+    let out = run(&env, &etcd, &["unlock", "--name", "job"]);
+    assert_eq!(
+        code(&out),
+        75,
+        "a live lock needs --force: {}",
+        stderr(&out)
+    );
+    let out = run(&env, &etcd, &["unlock", "--force", "--name", "job"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = wait_output(holder, PATIENCE);
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("lockrun: lost the lock on job: "),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,74 @@
+//! Many processes, one etcd lock: no two holders overlap, no update is lost, and a
+//! 3-member cluster keeps it so with one member killed.
+
+use std::time::Duration;
+
+use super::fixture::{Etcd, Options};
+use crate::testenv::{TestEnv, code, sh, stderr, wait_output};
+
+/// `n` workers, each running `cycles` lock cycles on NAME; a cycle marks occupancy with
+/// `mkdir occ` (which fails while another holder is inside: exit 99) and bumps a counter.
+fn workers(env: &TestEnv, url: &str, n: usize, cycles: usize) -> Vec<std::process::Child> {
+    let cycle = "mkdir occ || exit 99; read n < counter; echo $((n+1)) > counter; rmdir occ";
+    let worker = format!(
+        r#"i=0; while [ $i -lt {cycles} ]; do LOCKRUN_BACKEND={url} "$L" with -q -w 60 --name cycles -- sh -c '{cycle}' || exit $?; i=$((i+1)); done"#
+    );
+    env.write("counter", "0");
+    (0..n).map(|_| sh(env, &worker)).collect()
+}
+
+fn finish(children: Vec<std::process::Child>) {
+    for w in children {
+        let out = wait_output(w, Duration::from_secs(240));
+        assert_eq!(
+            code(&out),
+            0,
+            "a worker failed (99 = two holders at once): {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn four_processes_by_100_cycles_never_overlap() {
+    let Some(etcd) = Etcd::single() else { return };
+    let env = TestEnv::new();
+    finish(workers(&env, &etcd.url(), 4, 100));
+    assert_eq!(env.read("counter").trim(), "400");
+}
+
+#[test]
+fn update_from_four_processes_loses_nothing() {
+    let Some(etcd) = Etcd::single() else { return };
+    let env = TestEnv::new();
+    env.write("memo.json", "{\"n\":0}\n");
+    // The lock is the name, as for a file that several hosts mount at different paths.
+    let worker = format!(
+        r#"i=0; while [ $i -lt 50 ]; do LOCKRUN_BACKEND={} "$L" update -q -w 60 --name memo memo.json '.n += 1' || exit $?; i=$((i+1)); done"#,
+        etcd.url()
+    );
+    let children: Vec<_> = (0..4).map(|_| sh(&env, &worker)).collect();
+    finish(children);
+    assert_eq!(env.read("memo.json").trim(), "{\"n\":200}");
+}
+
+#[test]
+fn a_three_member_cluster_keeps_locking_with_one_member_killed() {
+    let Some(mut etcd) = Etcd::start(Options {
+        members: 3,
+        tls: false,
+    }) else {
+        return;
+    };
+    let env = TestEnv::new();
+    let children = workers(&env, &etcd.url(), 3, 60);
+    // Kill the member every client tries first, a third of the way in.
+    let start = std::time::Instant::now();
+    while env.read("counter").trim().parse::<u32>().unwrap_or(0) < 60 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    etcd.kill(0);
+    finish(children);
+    assert_eq!(env.read("counter").trim(), "180");
+}
