@@ -68,6 +68,18 @@ pub enum Error {
         refusal: Refusal,
     },
 
+    /// The etcd backend could not be used: unreachable, or it refused a request.
+    #[error("{0}")]
+    Etcd(String),
+
+    /// etcd refused the user, password or permissions.
+    #[error("{0}")]
+    EtcdAuth(String),
+
+    /// An etcd lock whose lease ended while it was held (the line says how).
+    #[error("{0}")]
+    LeaseLost(String),
+
     /// A lock that does not exist (any more).
     #[error("{path}: {why}", path = path.display())]
     NoLock { path: PathBuf, why: String },
@@ -148,6 +160,8 @@ impl Error {
                 ..
             } => ExitCode::NoPerm,
             Error::NoLock { .. } => ExitCode::NoInput,
+            Error::Etcd(_) | Error::LeaseLost(_) => ExitCode::Unavailable,
+            Error::EtcdAuth(_) => ExitCode::NoPerm,
         }
     }
 }

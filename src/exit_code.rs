@@ -16,6 +16,8 @@ pub(crate) enum ExitCode {
     DataErr,
     /// The target file does not exist.
     NoInput,
+    /// The etcd backend cannot be reached, or the lease was lost while holding.
+    Unavailable,
     /// A bug or an unexpected state inside lockrun.
     Software,
     /// The lock directory or a lock file cannot be created.
@@ -57,6 +59,7 @@ impl ExitCode {
             ExitCode::Stale => 3,
             ExitCode::DataErr => 65,
             ExitCode::NoInput => 66,
+            ExitCode::Unavailable => 69,
             ExitCode::Software => 70,
             ExitCode::CantCreate => 73,
             ExitCode::IoErr => 74,
@@ -112,6 +115,10 @@ pub(crate) const DOCUMENTED: &[(&str, &str)] = &[
         "the target file does not exist; `release`: the lock no longer exists (released already, or broken as stale)",
     ),
     (
+        "69",
+        "etcd backend: etcd cannot be reached (within the wait, at most 10 s), or the lock was lost while held (the lease expired or was revoked; the command was killed)",
+    ),
+    (
         "70",
         "internal error; also: the lock was broken from outside while held (if the command succeeded); on Windows: not supported yet",
     ),
@@ -129,7 +136,7 @@ pub(crate) const DOCUMENTED: &[(&str, &str)] = &[
     ),
     (
         "77",
-        "permission denied; `release`: the lock belongs to another process (without --force), or its owner is gone",
+        "permission denied; `release`: the lock belongs to another process (without --force), or its owner is gone; etcd backend: etcd refused the user or password",
     ),
     ("124", "--max-hold expired; the command was stopped"),
     ("126", "the command cannot be executed"),

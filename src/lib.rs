@@ -16,8 +16,6 @@
 mod cli;
 #[cfg(unix)]
 mod cmd;
-#[cfg(unix)]
-mod etcd;
 mod error;
 mod exit_code;
 pub mod json;
@@ -34,7 +32,7 @@ mod proptests;
 
 pub use error::Error;
 #[cfg(unix)]
-pub use lock::{LockGuard, LockOptions, acquire};
+pub use lock::{EtcdSettings, LockGuard, LockOptions, acquire};
 pub use run::run;
 
 /// What the executable does before [`run`]; not part of the library API.

@@ -15,12 +15,94 @@ pub(crate) struct LockDirArg {
     pub(crate) lock_dir: Option<PathBuf>,
 }
 
+// Where the lock lives when it is not in a lock directory, and which lock: the etcd
+// backend and --name (a plain comment: see LockArgs). Nothing here costs the local path
+// anything: the etcd client is built only when --backend names etcd.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BackendArgs {
+    /// Keep the lock in etcd instead of a lock directory: etcd://HOST:PORT[,HOST:PORT...]
+    /// (the members are tried in turn), or etcds://... for TLS.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "LOCKRUN_BACKEND",
+        help_heading = "Several machines"
+    )]
+    pub(crate) backend: Option<String>,
+
+    /// Lock NAME instead of FILE's path: one lock for every host, wherever it mounts the
+    /// file. Locally a name's lock lives in --lock-dir, else LOCKRUN_DIR, else
+    /// $XDG_STATE_HOME/lockrun (~/.local/state/lockrun).
+    #[arg(long, value_name = "NAME", help_heading = "Several machines")]
+    pub(crate) name: Option<String>,
+
+    /// etcd: prefix of lockrun's keys [default: lockrun/].
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        env = "LOCKRUN_ETCD_PREFIX",
+        help_heading = "Several machines"
+    )]
+    pub(crate) etcd_prefix: Option<String>,
+
+    /// etcd: lease TTL in whole seconds [default: 2]. A killed holder's lock is handed on
+    /// within about TTL + 0.5 s; keepalives go out every TTL/3.
+    #[arg(long, value_name = "SECS", env = "LOCKRUN_LEASE_TTL", value_parser = parse_seconds, help_heading = "Several machines")]
+    pub(crate) lease_ttl: Option<Duration>,
+
+    /// etcds://: the CA certificate(s) to trust, PEM [default: the bundled web roots].
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "LOCKRUN_ETCD_CA",
+        help_heading = "Several machines"
+    )]
+    pub(crate) etcd_ca: Option<PathBuf>,
+
+    /// etcds://: client certificate (PEM), with --etcd-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "LOCKRUN_ETCD_CERT",
+        help_heading = "Several machines"
+    )]
+    pub(crate) etcd_cert: Option<PathBuf>,
+
+    /// etcds://: the client certificate's private key (PEM). The etcd user and password
+    /// come from LOCKRUN_ETCD_USER and LOCKRUN_ETCD_PASSWORD only.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "LOCKRUN_ETCD_KEY",
+        help_heading = "Several machines"
+    )]
+    pub(crate) etcd_key: Option<PathBuf>,
+}
+
+impl BackendArgs {
+    /// The etcd backend asked for, if any (an empty LOCKRUN_BACKEND means none).
+    pub(crate) fn etcd(&self) -> Option<crate::lock::EtcdSettings> {
+        let url = self.backend.as_deref().filter(|u| !u.trim().is_empty())?;
+        Some(crate::lock::EtcdSettings {
+            url: url.trim().to_string(),
+            prefix: self.etcd_prefix.clone(),
+            ttl: self.lease_ttl,
+            ca: self.etcd_ca.clone(),
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+        })
+    }
+}
+
 // Options of every command that takes a lock. (A plain comment: with deferred
 // subcommands, a flattened struct's doc comment would replace the subcommand's about.)
 #[derive(Debug, Clone, Args)]
 pub(crate) struct LockArgs {
     #[command(flatten)]
     pub(crate) dir: LockDirArg,
+
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
 
     /// Wait at most SECS for a busy lock (fractions allowed; "inf" waits forever).
     #[arg(

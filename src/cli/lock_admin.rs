@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{LockArgs, LockDirArg, parse_seconds};
+use super::{BackendArgs, LockArgs, LockDirArg, parse_seconds};
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct StatusArgs {
@@ -21,9 +21,16 @@ pub(crate) struct StatusArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub(crate) stale_after: Option<std::time::Duration>,
 
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+
     /// The file whose lock to look at (it need not exist).
-    #[arg(value_name = "FILE")]
-    pub(crate) file: PathBuf,
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "name",
+        conflicts_with = "name"
+    )]
+    pub(crate) file: Option<PathBuf>,
 }
 
 // Which lock directory `show` and `cleanup` look at (a plain comment: see LockArgs).
@@ -78,9 +85,16 @@ pub(crate) struct UnlockArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub(crate) stale_after: Option<std::time::Duration>,
 
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+
     /// The file whose lock to remove.
-    #[arg(value_name = "FILE")]
-    pub(crate) file: PathBuf,
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "name",
+        conflicts_with = "name"
+    )]
+    pub(crate) file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -95,8 +109,12 @@ pub(crate) struct AcquireArgs {
     pub(crate) owner: Option<u32>,
 
     /// The file whose lock to take (it need not exist).
-    #[arg(value_name = "FILE")]
-    pub(crate) file: PathBuf,
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "name",
+        conflicts_with = "name"
+    )]
+    pub(crate) file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

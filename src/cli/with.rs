@@ -37,14 +37,15 @@ pub(crate) struct WithArgs {
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub(crate) kill_after: std::time::Duration,
 
-    /// The file whose lock to take (it need not exist).
-    #[arg(value_name = "FILE")]
-    pub(crate) file: PathBuf,
+    /// The file whose lock to take (it need not exist). With --name there is no FILE:
+    /// everything after the options is the command.
+    #[arg(value_name = "FILE", required_unless_present = "name")]
+    pub(crate) file: Option<PathBuf>,
 
     /// The command to run, and its arguments.
     #[arg(
         value_name = "COMMAND",
-        required = true,
+        required_unless_present = "name",
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]

@@ -22,9 +22,15 @@ pub(crate) fn run(args: &AcquireArgs, quiet: bool) -> Result<ExitCode> {
         )));
     }
     let mut opts = super::options::lock_options(&args.lock, quiet);
+    if opts.etcd.is_some() {
+        return Err(Error::usage(
+            "acquire/release with an etcd backend are not supported yet (nothing would keep the lease alive after lockrun exits); use `lockrun with`",
+        ));
+    }
     opts.owner = Owner::Process(owner);
     opts.command = sys::process_command(owner);
-    let guard = lock::acquire(&args.file, &opts)?;
+    let file = args.file.clone().unwrap_or_default();
+    let guard = lock::acquire(&file, &opts)?;
     // If the id cannot be printed nobody could release the lock: the guard's drop
     // releases it on that error.
     lock_report::write_stdout(&format!("{}\n", guard.lock_path().display()))?;

@@ -19,3 +19,19 @@ pub(crate) mod pointer;
 pub(crate) mod read;
 pub(crate) mod update;
 pub(crate) mod write;
+
+mod etcd_admin;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::lock::LockKey;
+
+/// The lock a command names: `--name NAME`, else FILE's path.
+pub(crate) fn lock_key(file: Option<&Path>, name: Option<&str>) -> Result<LockKey> {
+    match (name, file) {
+        (Some(name), _) => LockKey::for_name(name),
+        (None, Some(file)) => LockKey::for_path(file),
+        (None, None) => Err(Error::usage("name a FILE, or a lock with --name NAME")),
+    }
+}

@@ -22,6 +22,8 @@ pub(crate) fn lock_options(args: &LockArgs, quiet: bool) -> LockOptions {
         label: args.label.clone(),
         stale_after: args.stale_after,
         notice_after: if quiet { None } else { Some(WAIT_NOTICE_AFTER) },
+        name: args.backend.name.clone(),
+        etcd: args.backend.etcd(),
         ..LockOptions::default()
     }
 }

@@ -5,13 +5,15 @@ use serde_json::Value;
 use crate::cli::StatusArgs;
 use crate::error::Result;
 use crate::exit_code::ExitCode;
-use crate::lock::LockKey;
 use crate::lock::look::{self, State};
 
 use super::lock_report;
 
 pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
-    let key = LockKey::for_path(&args.file)?;
+    let key = super::lock_key(args.file.as_deref(), args.backend.name.as_deref())?;
+    if let Some(settings) = args.backend.etcd() {
+        return super::etcd_admin::status(&key, &settings, args.json);
+    }
     let lock_dir = lock_report::chosen_lock_dir(&key, args.dir.lock_dir.as_deref())?;
     let lock_path = key.lock_path(&lock_dir);
     let look = look::look(&lock_path, &lock_report::judge(args.stale_after))

@@ -5,7 +5,6 @@ use std::time::Duration;
 use crate::cli::UnlockArgs;
 use crate::error::{Error, Refusal, Result};
 use crate::exit_code::ExitCode;
-use crate::lock::LockKey;
 use crate::lock::look::{self, State};
 use crate::lock::removal::{self, Grave};
 
@@ -15,7 +14,10 @@ use super::lock_report;
 const ATTEMPTS: usize = 20;
 
 pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
-    let key = LockKey::for_path(&args.file)?;
+    let key = super::lock_key(args.file.as_deref(), args.backend.name.as_deref())?;
+    if let Some(settings) = args.backend.etcd() {
+        return super::etcd_admin::unlock(&key, &settings, args.force, quiet);
+    }
     let lock_dir = lock_report::chosen_lock_dir(&key, args.dir.lock_dir.as_deref())?;
     let lock_path = key.lock_path(&lock_dir);
     let target = key.target.display().to_string();

@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -30,15 +31,41 @@ const HANDLED: [i32; 6] = [
 const MAX_GROUP_POLL: Duration = Duration::from_millis(50);
 
 pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
+    // With --name there is no FILE: clap gave the command's first word to FILE.
+    let named = args.lock.backend.name.is_some();
+    let (file, argv): (PathBuf, Vec<OsString>) = match &args.file {
+        Some(first) if named => {
+            let mut argv = vec![first.clone().into_os_string()];
+            argv.extend(args.command.iter().cloned());
+            (PathBuf::new(), argv)
+        }
+        Some(file) => (file.clone(), args.command.clone()),
+        None => (PathBuf::new(), args.command.clone()),
+    };
+    if argv.is_empty() {
+        return Err(Error::usage("with: no COMMAND to run"));
+    }
     let mut opts = super::options::lock_options(&args.lock, quiet);
     opts.shared = args.shared;
-    opts.command = Some(quote_command(&args.command));
-    let mut guard = lock::acquire(&args.file, &opts)?;
+    opts.command = Some(quote_command(&argv));
+    if opts.etcd.is_some() {
+        let refused = [
+            (args.exec, "-F/--exec"),
+            (args.inherit, "--inherit"),
+            (args.lock.stale_after.is_some(), "--stale-after"),
+        ];
+        if let Some((_, option)) = refused.iter().find(|(given, _)| *given) {
+            return Err(Error::usage(format!(
+                "{option} has no meaning with an etcd backend (a lease, kept alive by lockrun, holds the lock)"
+            )));
+        }
+    }
+    let mut guard = lock::acquire(&file, &opts)?;
 
-    let program = args.command[0].to_string_lossy().into_owned();
+    let program = argv[0].to_string_lossy().into_owned();
     if args.exec {
-        let mut command = Command::new(&args.command[0]);
-        command.args(&args.command[1..]);
+        let mut command = Command::new(&argv[0]);
+        command.args(&argv[1..]);
         return exec_in_place(command, guard, &program);
     }
     if args.inherit {
@@ -54,12 +81,19 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
     // on reaches its whole tree; and lockrun's terminal, when lockrun has it, so that
     // it reads the terminal and gets Ctrl-C as it would without lockrun.
     let terminal = tree::foreground_terminal();
+    // An etcd lock tells the command its fencing token.
+    let env: Vec<(&str, String)> = guard
+        .fencing_token()
+        .map(|t| ("LOCKRUN_FENCING_TOKEN", t.to_string()))
+        .into_iter()
+        .collect();
     let spawn_opts = SpawnOptions {
         own_group: true,
         terminal,
         record_fd: guard.child_record_fd().map(|fd| fd.as_raw_fd()),
+        env: &env,
     };
-    let child = match sys::spawn::spawn(&args.command[0], &args.command[1..], spawn_opts) {
+    let child = match sys::spawn::spawn(&argv[0], &argv[1..], spawn_opts) {
         Ok(child) => child,
         Err(source) => {
             drop(mask);
@@ -83,7 +117,10 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
             }
         )
     });
+    // From here on a lost etcd lease SIGKILLs the command's group at once.
+    guard.kill_on_loss(group.pgid);
     if !child.recorded()
+        && !guard.is_remote()
         && let Err(e) = guard.note_child(child.id(), Some(group.pgid))
     {
         trace::step(|| format!("could not record the command in the lock: {e}"));
@@ -91,6 +128,10 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
     let outcome = supervise(child, group, &mask, args.max_hold, args.kill_after);
     drop(mask);
     let outcome = outcome?;
+    if let Some(lost) = guard.lost() {
+        drop(guard);
+        return Err(lost);
+    }
     let code = match outcome {
         Outcome::Code(code) => code,
         Outcome::Signal { signal, .. } => ExitCode::of_command(ChildStatus::Signaled(signal)),

@@ -99,18 +99,21 @@ pub(crate) fn replace(
     data: &[u8],
     like: Option<&fs::Metadata>,
 ) -> Result<()> {
-    replace_deferred(shown, real, data, like)?.finish()
+    replace_deferred(shown, real, data, like, &|| Ok(()))?.finish()
 }
 
 /// Replaces `real` with `data`. `shown` is the name used in errors (what the user typed).
 /// `like` is the metadata whose mode and owner the new file takes (the old file's).
+/// `confirm` runs between the full write and the rename: an error from it (an etcd lock
+/// that was lost) leaves the old file as it was.
 pub(crate) fn replace_deferred(
     shown: &Path,
     real: &Path,
     data: &[u8],
     like: Option<&fs::Metadata>,
+    confirm: &dyn Fn() -> Result<()>,
 ) -> Result<Replaced> {
-    replace_deferred_with(shown, real, like, |file| file.write_all(data))
+    replace_deferred_with(shown, real, like, |file| file.write_all(data), confirm)
 }
 
 /// [`replace_deferred`] with the content written by `write`, for content not held in
@@ -120,6 +123,7 @@ pub(crate) fn replace_deferred_with(
     real: &Path,
     like: Option<&fs::Metadata>,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    confirm: &dyn Fn() -> Result<()>,
 ) -> Result<Replaced> {
     sys::ignore_file_size_signal();
     let dir = real.parent().unwrap_or(Path::new("."));
@@ -133,10 +137,16 @@ pub(crate) fn replace_deferred_with(
     // effect after the rename or after the temp file is removed.
     let mask = sys::SignalMask::block(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT])
         .map_err(|e| Error::Internal(format!("cannot block signals: {e}")))?;
-    let result = write_tmp(&tmp, write, like).and_then(|file| {
-        drop(file);
-        fs::rename(&tmp, real)
-    });
+    let written = write_tmp(&tmp, write, like).map(drop);
+    // Last moment to find the lock lost: nothing has been replaced yet.
+    if written.is_ok()
+        && let Err(e) = confirm()
+    {
+        let _ = fs::remove_file(&tmp);
+        drop(mask);
+        return Err(e);
+    }
+    let result = written.and_then(|()| fs::rename(&tmp, real));
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
         drop(mask);

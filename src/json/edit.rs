@@ -125,7 +125,8 @@ pub fn modify<D: Doc>(
         .map(|p| Schema::load(&origin, p))
         .transpose()?;
     let guard = take_lock(file, &opts.lock, opts.no_lock)?;
-    let outcome = modify_locked(file, &origin, opts, schema.as_ref(), compute);
+    let confirm = || guard.as_ref().map_or(Ok(()), LockGuard::confirm);
+    let outcome = modify_locked(file, &origin, opts, schema.as_ref(), compute, &confirm);
     finish(guard, outcome)
 }
 
@@ -165,6 +166,7 @@ fn modify_locked<D: Doc>(
     opts: &WriteOptions,
     schema: Option<&Schema>,
     compute: impl FnOnce(&str, &D) -> Result<D>,
+    confirm: &dyn Fn() -> Result<()>,
 ) -> Result<(Outcome, Option<Pending>)> {
     let current = read_file(file)?;
     let (old, layout, old_text, meta, old_file) = match current {
@@ -233,13 +235,18 @@ fn modify_locked<D: Doc>(
     }
     let (text, replaced) = if streamed && !want_text {
         drop(old_text);
-        let replaced = atomic::replace_deferred_with(file, &real, meta.as_ref(), |out| {
-            layout.render_to(&new, out)
-        })?;
+        let replaced = atomic::replace_deferred_with(
+            file,
+            &real,
+            meta.as_ref(),
+            |out| layout.render_to(&new, out),
+            confirm,
+        )?;
         (String::new(), replaced)
     } else {
         let text = layout.render(&new);
-        let replaced = atomic::replace_deferred(file, &real, text.as_bytes(), meta.as_ref())?;
+        let replaced =
+            atomic::replace_deferred(file, &real, text.as_bytes(), meta.as_ref(), confirm)?;
         (text, replaced)
     };
     let outcome = Outcome { text };
@@ -294,6 +301,7 @@ pub(crate) fn replace_bytes(
         }
     }
     let guard = take_lock(file, &opts.lock, opts.no_lock)?;
+    let confirm = || guard.as_ref().map_or(Ok(()), LockGuard::confirm);
     let result = (|| {
         let current = read_file(file)?;
         let changed = current.as_ref().is_none_or(|c| c.bytes != data);
@@ -308,7 +316,7 @@ pub(crate) fn replace_bytes(
             backup::save(&real, &c.bytes, Some(&c.meta), kind, opts.backup_keep)?;
         }
         let like = current.as_ref().map(|c| &c.meta);
-        let replaced = atomic::replace_deferred(file, &real, data, like)?;
+        let replaced = atomic::replace_deferred(file, &real, data, like, &confirm)?;
         let outcome = Outcome { text };
         let old_file = current.map(|c| c.file);
         Ok((outcome, Some(Pending { replaced, old_file })))

@@ -19,13 +19,33 @@ pub(crate) struct LockKey {
     pub(crate) target: PathBuf,
     /// Lowercase hex SHA-256 of the target's bytes: the lock's file name stem.
     pub(crate) hex: String,
+    /// A `--name` lock: `target` is the name as given, not a path.
+    pub(crate) named: bool,
 }
 
 impl LockKey {
     pub(crate) fn for_path(path: &Path) -> Result<Self> {
         let target = canonical_target(path)?;
         let hex = hex_digest(target.as_os_str().as_bytes());
-        Ok(LockKey { target, hex })
+        Ok(LockKey {
+            target,
+            hex,
+            named: false,
+        })
+    }
+
+    /// The lock of a name (`--name`) rather than a file. Its SHA-256 is that of the name's
+    /// bytes, so a name that spells a canonical path is the same lock as that file's,
+    /// in the same lock directory.
+    pub(crate) fn for_name(name: &str) -> Result<Self> {
+        if let Some(why) = crate::lock::etcd::lock::name_problem(name) {
+            return Err(Error::usage(format!("--name {name:?}: a lock name {why}")));
+        }
+        Ok(LockKey {
+            target: PathBuf::from(name),
+            hex: hex_digest(name.as_bytes()),
+            named: true,
+        })
     }
 
     /// `<lockdir>/<hex>.lock`
@@ -39,13 +59,32 @@ impl LockKey {
     }
 
     /// The directory a lock on this target lives in when none is chosen: `.locks` beside
-    /// the target.
+    /// the target; for a name, the user's state directory
+    /// (`$XDG_STATE_HOME/lockrun`, else `~/.local/state/lockrun`), the same whatever the
+    /// current directory.
     pub(crate) fn default_lock_dir(&self) -> PathBuf {
+        if self.named {
+            return named_lock_dir().unwrap_or_else(|| PathBuf::from(".locks"));
+        }
         self.target
             .parent()
             .unwrap_or(Path::new("/"))
             .join(".locks")
     }
+}
+
+/// Where `--name` locks live by default; `None` without a home directory.
+fn named_lock_dir() -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|h| h.join(".local/state"))
+        })?;
+    Some(state.join("lockrun"))
 }
 
 pub(crate) fn hex_digest(bytes: &[u8]) -> String {
@@ -144,6 +183,12 @@ pub(crate) fn ensure_lock_dir(key: &LockKey, chosen: Option<&Path>) -> Result<Pa
         Some(dir) => std::env::current_dir()
             .map_err(|e| Error::io(".", e))?
             .join(dir),
+        None if key.named && named_lock_dir().is_none() => {
+            return Err(Error::usage(format!(
+                "--name {}: no lock directory (no HOME or XDG_STATE_HOME): choose one with --lock-dir DIR or LOCKRUN_DIR",
+                key.target.display()
+            )));
+        }
         None => key.default_lock_dir(),
     };
     match fs::metadata(&dir) {
@@ -160,7 +205,7 @@ pub(crate) fn ensure_lock_dir(key: &LockKey, chosen: Option<&Path>) -> Result<Pa
     // A chosen directory is created with its parents; the default `.locks` only when the
     // target's directory exists (lockrun never creates the target's directory).
     match fs::DirBuilder::new()
-        .recursive(chosen.is_some())
+        .recursive(chosen.is_some() || key.named)
         .mode(0o755)
         .create(&dir)
     {

@@ -13,6 +13,7 @@
 mod backend;
 pub(crate) mod dir;
 pub(crate) mod entry;
+pub(crate) mod etcd;
 mod flock;
 mod gate;
 pub(crate) mod info;
@@ -34,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::trace;
 use backend::{Backend, LocalDir};
 use dir::{Judge, Probe, ReleaseError};
+pub use etcd::config::EtcdSettings;
 use info::{Info, Liveness, Mode};
 pub(crate) use key::LockKey;
 use wait::Waiting;
@@ -72,6 +74,11 @@ pub struct LockOptions {
     pub owner: Owner,
     /// Print one "waiting for" line on stderr after this long.
     pub notice_after: Option<Duration>,
+    /// Lock this name instead of the target's path (`--name`): the same lock for every
+    /// host, whatever path it mounts a shared file at.
+    pub name: Option<String>,
+    /// Keep the lock in etcd instead of a lock directory (`--backend etcd://...`).
+    pub etcd: Option<EtcdSettings>,
 }
 
 impl Default for LockOptions {
@@ -85,6 +92,8 @@ impl Default for LockOptions {
             stale_after: None,
             owner: Owner::ThisProcess,
             notice_after: None,
+            name: None,
+            etcd: None,
         }
     }
 }
@@ -99,6 +108,8 @@ pub struct LockGuard {
     held: Option<<LocalDir as Backend>::Held>,
     /// `LOCK_SH` on `<hex>.rw` for a shared holder.
     reader_gate: Option<ReaderGate>,
+    /// The lock held in etcd instead (`--backend etcd://...`).
+    remote: Option<etcd::lock::Held>,
 }
 
 #[derive(Debug)]
@@ -173,12 +184,50 @@ impl LockGuard {
         }
     }
 
+    /// The fencing token of an etcd lock (its key's creation revision); `None` locally.
+    pub(crate) fn fencing_token(&self) -> Option<i64> {
+        self.remote.as_ref().map(etcd::lock::Held::fencing_token)
+    }
+
+    /// Whether the lock lives in etcd.
+    pub(crate) fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// An etcd lock: SIGKILL `pid` the moment the lease is lost.
+    pub(crate) fn kill_on_loss(&self, pid: u32) {
+        if let Some(r) = &self.remote {
+            r.kill_on_loss(pid);
+        }
+    }
+
+    /// An etcd lock whose lease was lost: the line that says so.
+    pub(crate) fn lost(&self) -> Option<Error> {
+        self.remote
+            .as_ref()
+            .and_then(etcd::lock::Held::lost)
+            .map(Error::LeaseLost)
+    }
+
+    /// Proves, just before an action only the holder may take (the rename of a JSON
+    /// writer), that the lock is still ours: an etcd lease is checked with etcd once
+    /// more. A local lock cannot be lost while its flock is held.
+    pub(crate) fn confirm(&self) -> Result<()> {
+        match &self.remote {
+            Some(r) => r.check().map_err(etcd::lock_error),
+            None => Ok(()),
+        }
+    }
+
     /// Releases the lock, reporting a lock that was broken from outside meanwhile.
     pub fn release(mut self) -> Result<()> {
         self.release_inner()
     }
 
     fn release_inner(&mut self) -> Result<()> {
+        if let Some(remote) = self.remote.take() {
+            return remote.release().map_err(etcd::lock_error);
+        }
         drop(self.reader_gate.take());
         let Some(held) = self.held.take() else {
             return Ok(());
@@ -193,9 +242,15 @@ impl Drop for LockGuard {
     }
 }
 
-/// Takes the lock on `target` (which need not exist).
+/// Takes the lock on `target` (which need not exist), or on `opts.name`.
 pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
-    let key = LockKey::for_path(target)?;
+    let key = match &opts.name {
+        Some(name) => LockKey::for_name(name)?,
+        None => LockKey::for_path(target)?,
+    };
+    if let Some(settings) = &opts.etcd {
+        return etcd::acquire(key, settings, opts);
+    }
     let lock_dir = key::ensure_lock_dir(&key, opts.lock_dir.as_deref())?;
     let started = Instant::now();
     let deadline = opts.timeout.map(|t| started + t);
@@ -231,6 +286,7 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
         lock_dir: lock_dir.clone(),
         held: Some(held),
         reader_gate: None,
+        remote: None,
     };
     let rw_path = key.rw_path(&lock_dir);
     if opts.shared {
@@ -276,7 +332,7 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
     Ok(guard)
 }
 
-fn build_info(key: &LockKey, opts: &LockOptions, mode: Mode) -> Info {
+pub(crate) fn build_info(key: &LockKey, opts: &LockOptions, mode: Mode) -> Info {
     let (pid, liveness) = match opts.owner {
         Owner::ThisProcess => (crate::sys::current_pid(), Liveness::Flock),
         Owner::Process(pid) => (pid, Liveness::Pid),

@@ -72,6 +72,7 @@ impl TestEnv {
             .env_remove("LOCKRUN_DIR")
             .env_remove("LOCKRUN_TIMEOUT")
             .env_remove("LOCKRUN_DEBUG")
+            .env_remove("LOCKRUN_BACKEND")
             .stdin(Stdio::null());
         cmd
     }
@@ -301,6 +302,7 @@ pub fn sh(env: &TestEnv, script: &str) -> Child {
         .env_remove("LOCKRUN_DIR")
         .env_remove("LOCKRUN_TIMEOUT")
         .env_remove("LOCKRUN_DEBUG")
+        .env_remove("LOCKRUN_BACKEND")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

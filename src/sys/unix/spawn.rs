@@ -17,7 +17,7 @@ pub(crate) use crate::exit_code::ChildStatus;
 /// How the command starts: in a process group of its own (so that every signal
 /// reaches its whole tree), and in the foreground of lockrun's terminal.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct SpawnOptions {
+pub(crate) struct SpawnOptions<'a> {
     pub(crate) own_group: bool,
     /// A terminal descriptor whose foreground group the command's group becomes.
     pub(crate) terminal: Option<i32>,
@@ -25,6 +25,9 @@ pub(crate) struct SpawnOptions {
     /// its own `CHILD:`, `CHILD_START:` and `CHILD_PGID:` lines before it execs, so that
     /// a taker knows the group even if lockrun is killed the instant after the spawn.
     pub(crate) record_fd: Option<i32>,
+    /// Variables added to lockrun's environment for the command (replacing any of the
+    /// same name): the etcd backend's fencing token.
+    pub(crate) env: &'a [(&'a str, String)],
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -324,7 +327,7 @@ pub(crate) fn spawn(program: &OsStr, args: &[OsString], opts: SpawnOptions) -> i
     let _ = opts.record_fd;
     let path = resolve_program(program)?;
     let mut command = std::process::Command::new(path);
-    command.args(args);
+    command.args(args).envs(opts.env.iter().map(|(k, v)| (k, v)));
     if opts.own_group {
         command.process_group(0);
         if let Some(fd) = opts.terminal {
@@ -364,6 +367,12 @@ pub(crate) fn spawn(program: &OsStr, args: &[OsString], opts: SpawnOptions) -> i
     let mut sh_c = vec![c_string(b"sh")?, path_c.clone()];
     sh_c.extend(argv_c.iter().skip(1).cloned());
     let env_c: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| !opts.env.iter().any(|(name, _)| k == name))
+        .chain(
+            opts.env
+                .iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        )
         .map(|(k, v)| {
             let mut kv = k.into_vec();
             kv.push(b'=');

@@ -356,6 +356,44 @@ impl Etcd {
         self.root_password = Some(root_pw.into());
     }
 
+    /// The index of the member that leads the cluster now.
+    pub fn leader(&self) -> usize {
+        let text = self.etcdctl(&["endpoint", "status", "-w", "json"]);
+        let statuses: serde_json::Value =
+            serde_json::from_str(&text).expect("endpoint status JSON");
+        let statuses = statuses.as_array().expect("an array");
+        let leader = statuses[0]["Status"]["leader"].to_string();
+        for s in statuses {
+            if s["Status"]["header"]["member_id"].to_string() == leader {
+                let endpoint = s["Endpoint"].as_str().unwrap_or_default();
+                if let Some(i) = self
+                    .members
+                    .iter()
+                    .position(|m| endpoint.ends_with(&format!(":{}", m.client_port)))
+                {
+                    return i;
+                }
+            }
+        }
+        panic!("no leader among {text}");
+    }
+
+    /// The `--backend` URL listing member `first` first (clients try members in order).
+    pub fn url_starting_with(&self, first: usize) -> String {
+        let scheme = if self.certs.is_some() {
+            "etcds"
+        } else {
+            "etcd"
+        };
+        let mut order: Vec<usize> = vec![first];
+        order.extend((0..self.members.len()).filter(|&i| i != first));
+        let hosts: Vec<String> = order
+            .iter()
+            .map(|&i| format!("127.0.0.1:{}", self.members[i].client_port))
+            .collect();
+        format!("{scheme}://{}", hosts.join(","))
+    }
+
     /// SIGKILLs member `i`.
     pub fn kill(&mut self, i: usize) {
         signal(self.members[i].pid, rustix::process::Signal::KILL);

@@ -31,26 +31,26 @@ const ROUND_PAUSE: Duration = Duration::from_millis(100);
 
 /// Where and how to reach etcd.
 #[derive(Debug, Clone, Default)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     /// `host:port` of each member, tried in order.
-    pub hosts: Vec<String>,
+    pub(crate) hosts: Vec<String>,
     /// TLS (`etcds://`): trust this CA (PEM) and present this client certificate.
-    pub tls: Option<Tls>,
+    pub(crate) tls: Option<Tls>,
     /// User and password for etcd's auth (from the environment, never argv).
-    pub user: Option<(String, String)>,
+    pub(crate) user: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Tls {
+pub(crate) struct Tls {
     /// PEM bundle of the CAs to trust; `None`: the bundled web roots (webpki-roots).
-    pub ca: Option<Vec<u8>>,
+    pub(crate) ca: Option<Vec<u8>>,
     /// PEM client certificate chain and its private key.
-    pub client: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) client: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What went wrong talking to etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GwError {
+pub(crate) enum GwError {
     /// No member answered in time (or at all): the last failure, per member.
     Unreachable(String),
     /// etcd answered with an error: its gRPC code and message.
@@ -85,25 +85,25 @@ const CODE_UNAUTHENTICATED: i64 = 16;
 
 /// One key-value pair as etcd returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Kv {
-    pub key: Vec<u8>,
-    pub value: Vec<u8>,
-    pub create_revision: i64,
-    pub mod_revision: i64,
-    pub lease: i64,
+pub(crate) struct Kv {
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) create_revision: i64,
+    pub(crate) mod_revision: i64,
+    pub(crate) lease: i64,
 }
 
 /// The answer of a range: the pairs and the store revision it was read at.
 #[derive(Debug, Clone, Default)]
-pub struct Range {
-    pub kvs: Vec<Kv>,
-    pub revision: i64,
+pub(crate) struct Range {
+    pub(crate) kvs: Vec<Kv>,
+    pub(crate) revision: i64,
 }
 
 /// A client for one etcd cluster. Cheap to clone: clones share the connection pool, the
 /// auth token and the member last found working.
 #[derive(Debug, Clone)]
-pub struct Gateway {
+pub(crate) struct Gateway {
     agent: ureq::Agent,
     base_urls: Arc<Vec<String>>,
     /// The member that answered last: tried first.
@@ -113,7 +113,7 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(endpoints: &Endpoints) -> Result<Gateway, GwError> {
+    pub(crate) fn new(endpoints: &Endpoints) -> Result<Gateway, GwError> {
         let scheme = if endpoints.tls.is_some() {
             "https"
         } else {
@@ -304,7 +304,11 @@ impl Gateway {
 
     /// Grants a lease of `ttl_secs`; returns its id and the TTL etcd gave (etcd raises
     /// TTLs below its minimum, 2 s with default settings).
-    pub fn lease_grant(&self, ttl_secs: i64, deadline: Instant) -> Result<(i64, i64), GwError> {
+    pub(crate) fn lease_grant(
+        &self,
+        ttl_secs: i64,
+        deadline: Instant,
+    ) -> Result<(i64, i64), GwError> {
         let v = self.call(
             "/v3/lease/grant",
             &json!({ "TTL": ttl_secs.to_string() }),
@@ -322,7 +326,11 @@ impl Gateway {
 
     /// Refreshes a lease; `Some(ttl)` while it lives, `None` once it expired or was
     /// revoked.
-    pub fn lease_keepalive(&self, id: i64, deadline: Instant) -> Result<Option<i64>, GwError> {
+    pub(crate) fn lease_keepalive(
+        &self,
+        id: i64,
+        deadline: Instant,
+    ) -> Result<Option<i64>, GwError> {
         let v = self.call(
             "/v3/lease/keepalive",
             &json!({ "ID": id.to_string() }),
@@ -336,7 +344,7 @@ impl Gateway {
     }
 
     /// Revokes a lease, deleting every key attached to it. A lease already gone is fine.
-    pub fn lease_revoke(&self, id: i64, deadline: Instant) -> Result<(), GwError> {
+    pub(crate) fn lease_revoke(&self, id: i64, deadline: Instant) -> Result<(), GwError> {
         match self.call(
             "/v3/lease/revoke",
             &json!({ "ID": id.to_string() }),
@@ -351,7 +359,7 @@ impl Gateway {
     /// Puts `key` = `value` attached to `lease` unless `key` exists; either way returns
     /// the pairs of `[range_start, range_end)` sorted by creation, and whether the put
     /// happened, in one transaction.
-    pub fn create_and_range(
+    pub(crate) fn create_and_range(
         &self,
         key: &[u8],
         value: &[u8],
@@ -398,7 +406,12 @@ impl Gateway {
 
     /// The pairs of `[start, end)` (`end` empty: the key `start` alone), sorted by
     /// creation.
-    pub fn range(&self, start: &[u8], end: &[u8], deadline: Instant) -> Result<Range, GwError> {
+    pub(crate) fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        deadline: Instant,
+    ) -> Result<Range, GwError> {
         let mut body = json!({
             "key": B64.encode(start),
             "sort_order": "ASCEND",
@@ -411,31 +424,10 @@ impl Gateway {
         parse_range(&v, header_revision(&v))
     }
 
-    /// Deletes `key` if its creation revision is still `create_revision` (a key lockrun
-    /// no longer owns is left alone); true when it was deleted.
-    pub fn delete_if_created_at(
-        &self,
-        key: &[u8],
-        create_revision: i64,
-        deadline: Instant,
-    ) -> Result<bool, GwError> {
-        let body = json!({
-            "compare": [{
-                "key": B64.encode(key),
-                "target": "CREATE",
-                "result": "EQUAL",
-                "create_revision": create_revision.to_string(),
-            }],
-            "success": [{ "request_delete_range": { "key": B64.encode(key) } }],
-        });
-        let v = self.call("/v3/kv/txn", &body, deadline)?;
-        Ok(v.get("succeeded").and_then(Value::as_bool).unwrap_or(false))
-    }
-
     /// Blocks until `key` is deleted at a revision after `after_revision`, or `deadline`
     /// passes (`Ok(false)`). Watches on one member; when its stream breaks, goes on
     /// with the next one from where it was.
-    pub fn wait_deleted(
+    pub(crate) fn wait_deleted(
         &self,
         key: &[u8],
         after_revision: i64,
@@ -581,17 +573,6 @@ impl Gateway {
                 }
             }
         }
-    }
-
-    /// The cluster's store revision now (linearizable): a cheap proof that a quorum
-    /// answers.
-    pub fn revision(&self, deadline: Instant) -> Result<i64, GwError> {
-        let v = self.call(
-            "/v3/kv/range",
-            &json!({ "key": B64.encode(b"\0"), "count_only": true }),
-            deadline,
-        )?;
-        Ok(header_revision(&v))
     }
 }
 

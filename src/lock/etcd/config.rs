@@ -9,8 +9,8 @@ use super::lock::{DEFAULT_PREFIX, DEFAULT_TTL, Store};
 
 /// The user and password for etcd's auth come from these variables only (never argv,
 /// which every user of the host can read in `ps`).
-pub const USER_VAR: &str = "LOCKRUN_ETCD_USER";
-pub const PASSWORD_VAR: &str = "LOCKRUN_ETCD_PASSWORD";
+pub(crate) const USER_VAR: &str = "LOCKRUN_ETCD_USER";
+pub(crate) const PASSWORD_VAR: &str = "LOCKRUN_ETCD_PASSWORD";
 
 /// Everything that says how to reach etcd and how to keep locks there.
 #[derive(Debug, Clone, Default)]
@@ -26,7 +26,7 @@ pub struct EtcdSettings {
 
 /// Why the settings cannot be used.
 #[derive(Debug)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// The URL or an option is malformed (a usage error).
     Usage(String),
     /// A TLS file cannot be read.
@@ -39,7 +39,7 @@ pub enum ConfigError {
 }
 
 /// Whether an `etcd://` or `etcds://` URL asks for TLS, and its `HOST:PORT`s.
-pub fn parse_url(url: &str) -> Result<(bool, Vec<String>), String> {
+pub(crate) fn parse_url(url: &str) -> Result<(bool, Vec<String>), String> {
     let (tls, rest) = if let Some(rest) = url.strip_prefix("etcd://") {
         (false, rest)
     } else if let Some(rest) = url.strip_prefix("etcds://") {
@@ -77,7 +77,7 @@ pub fn parse_url(url: &str) -> Result<(bool, Vec<String>), String> {
 
 impl EtcdSettings {
     /// Checks the URL, reads the TLS files and the credentials, and builds the client.
-    pub fn store(&self) -> Result<Store, ConfigError> {
+    pub(crate) fn store(&self) -> Result<Store, ConfigError> {
         let (tls, hosts) = parse_url(&self.url).map_err(ConfigError::Usage)?;
         let prefix = self.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.into());
         if prefix.contains('\0') {
@@ -133,7 +133,6 @@ impl EtcdSettings {
             gateway,
             prefix,
             ttl,
-            url: self.url.clone(),
         })
     }
 }

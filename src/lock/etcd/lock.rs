@@ -32,18 +32,18 @@ use crate::lock::info::{Info, Mode};
 /// The default lease TTL. etcd's minimum with default settings is 2 s (it raises
 /// anything shorter); a killed holder's lock is handed on within the TTL plus etcd's
 /// expiry sweep (0.5 s), so under 3 s. Keepalives go out every third of it.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(2);
 
 /// The default key prefix.
-pub const DEFAULT_PREFIX: &str = "lockrun/";
+pub(crate) const DEFAULT_PREFIX: &str = "lockrun/";
 
 /// Each call to etcd may take this long while etcd cannot be reached (at least; a longer
 /// wait for the lock lets it take that long, up to [`MAX_UNREACHABLE`]).
-pub const MIN_UNREACHABLE: Duration = Duration::from_secs(1);
-pub const MAX_UNREACHABLE: Duration = Duration::from_secs(10);
+pub(crate) const MIN_UNREACHABLE: Duration = Duration::from_secs(1);
+pub(crate) const MAX_UNREACHABLE: Duration = Duration::from_secs(10);
 
 /// Why a name cannot be a lock name; `None` when it can.
-pub fn name_problem(name: &str) -> Option<&'static str> {
+pub(crate) fn name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("is empty")
     } else if name.contains('\0') || name.contains('\n') || name.contains('\r') {
@@ -64,30 +64,28 @@ const SAFETY_MARGIN: Duration = Duration::from_millis(200);
 
 /// One etcd cluster as a lock store.
 #[derive(Debug, Clone)]
-pub struct Store {
-    pub gateway: Gateway,
+pub(crate) struct Store {
+    pub(crate) gateway: Gateway,
     /// Prepended to every key (default `lockrun/`).
-    pub prefix: String,
-    pub ttl: Duration,
-    /// For messages: the URL as given.
-    pub url: String,
+    pub(crate) prefix: String,
+    pub(crate) ttl: Duration,
 }
 
 /// How to take a lock in etcd.
 #[derive(Debug, Clone)]
-pub struct Request<'a> {
-    pub name: &'a str,
-    pub shared: bool,
+pub(crate) struct Request<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) shared: bool,
     /// `None` waits forever, zero tries once.
-    pub timeout: Option<Duration>,
-    pub notice_after: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) notice_after: Option<Duration>,
     /// The holder's info (PID, host, label, command, mode...), stored as the key's value.
-    pub info: Info,
+    pub(crate) info: Info,
 }
 
 /// What went wrong taking or keeping an etcd lock.
 #[derive(Debug)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// The lock is held; `holder` describes the oldest holder.
     Busy { holder: String, waited: Duration },
     /// etcd could not be used (unreachable, refused, auth).
@@ -104,9 +102,8 @@ impl From<GwError> for LockError {
 
 /// A lock held in etcd. Released (its lease revoked) by [`Held::release`] or on drop.
 #[derive(Debug)]
-pub struct Held {
+pub(crate) struct Held {
     store: Store,
-    name: String,
     key: Vec<u8>,
     lease: i64,
     /// The lock key's creation revision: the fencing token.
@@ -131,7 +128,7 @@ impl Store {
     }
 
     /// Takes the lock on `req.name`, waiting as `req.timeout` says.
-    pub fn acquire(&self, req: &Request<'_>) -> Result<Held, LockError> {
+    pub(crate) fn acquire(&self, req: &Request<'_>) -> Result<Held, LockError> {
         let started = Instant::now();
         let deadline = req.timeout.map(|t| started + t);
         let call_limit = Store::call_limit(req.timeout);
@@ -152,7 +149,6 @@ impl Store {
         );
         let mut held = Held {
             store: self.clone(),
-            name: req.name.to_string(),
             key: Vec::new(),
             lease,
             revision: 0,
@@ -234,14 +230,36 @@ impl Store {
         }
     }
 
-    /// The holders and waiters of `name`, oldest first.
-    pub fn holders(&self, name: &str, timeout: Duration) -> Result<Vec<Kv>, GwError> {
+    /// Who holds `name` now (the oldest key, and the shared keys right after a shared
+    /// one) and how many wait behind them.
+    pub(crate) fn admitted(&self, name: &str, timeout: Duration) -> Result<Admitted, GwError> {
         let (start, end) = self.range_of(name);
-        Ok(self
+        let kvs = self
             .gateway
             .range(&start, &end, Instant::now() + timeout)?
-            .kvs)
+            .kvs;
+        let admitted: Vec<Kv> = match kvs.first() {
+            Some(first) if is_shared(first) => {
+                kvs.iter().take_while(|kv| is_shared(kv)).cloned().collect()
+            }
+            Some(first) => vec![first.clone()],
+            None => Vec::new(),
+        };
+        let waiting = kvs.len() - admitted.len();
+        Ok(Admitted { admitted, waiting })
     }
+
+    /// Revokes a lease (`unlock --force`): its key goes, its holder finds it lost.
+    pub(crate) fn revoke(&self, lease: i64, timeout: Duration) -> Result<(), GwError> {
+        self.gateway.lease_revoke(lease, Instant::now() + timeout)
+    }
+}
+
+/// The holders of a lock and the number of waiters.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub(crate) admitted: Vec<Kv>,
+    pub(crate) waiting: usize,
 }
 
 /// The newest key older than ours that keeps us out.
@@ -273,7 +291,7 @@ fn is_shared(kv: &Kv) -> bool {
 
 /// "mcp-server (PID 12345 on myhost, 'node server.js', held 2.1s)", from what the
 /// holder stored.
-pub fn describe(kv: &Kv) -> String {
+pub(crate) fn describe(kv: &Kv) -> String {
     let info = Info::parse(&String::from_utf8_lossy(&kv.value));
     let since = info
         .acquired
@@ -297,36 +315,28 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 impl Held {
     /// The fencing token: the lock key's creation revision.
-    pub fn fencing_token(&self) -> i64 {
+    pub(crate) fn fencing_token(&self) -> i64 {
         self.revision
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn lease(&self) -> i64 {
-        self.lease
-    }
-
-    /// Kill this process (the command run under the lock) with SIGKILL the moment the
+    /// SIGKILL this process group (the command run under the lock) the moment the
     /// lease is lost.
-    pub fn kill_on_loss(&self, pid: u32) {
-        self.keeper.state.child.store(pid, Ordering::SeqCst);
+    pub(crate) fn kill_on_loss(&self, pgid: u32) {
+        self.keeper.state.child.store(pgid, Ordering::SeqCst);
         // Lost before the command was known: kill it now.
         if self.keeper.lost().is_some() {
-            let _ = crate::sys::send_signal(pid, libc::SIGKILL);
+            kill_group(pgid);
         }
     }
 
     /// Why the lock was lost, if it was.
-    pub fn lost(&self) -> Option<String> {
+    pub(crate) fn lost(&self) -> Option<String> {
         self.keeper.lost()
     }
 
     /// Proves the lease still lives, with a round trip to etcd, just before an action
     /// that only the holder may take (the rename of `update`).
-    pub fn check(&self) -> Result<(), LockError> {
+    pub(crate) fn check(&self) -> Result<(), LockError> {
         if let Some(why) = self.keeper.lost() {
             return Err(LockError::Lost(why));
         }
@@ -350,7 +360,7 @@ impl Held {
 
     /// Gives the lock up: revokes the lease, which deletes the key and wakes the next
     /// waiter.
-    pub fn release(mut self) -> Result<(), LockError> {
+    pub(crate) fn release(mut self) -> Result<(), LockError> {
         self.release_inner()
     }
 
@@ -498,7 +508,7 @@ impl KeeperState {
         );
         let child = self.child.load(Ordering::SeqCst);
         if child != 0 {
-            let _ = crate::sys::send_signal(child, libc::SIGKILL);
+            kill_group(child);
         }
         *lost = Some(line.clone());
         line
@@ -524,6 +534,11 @@ impl KeeperState {
             }
         }
     }
+}
+
+/// SIGKILLs the command's process group (the command leads it): its whole tree.
+fn kill_group(pgid: u32) {
+    let _ = crate::sys::tree::signal_group(pgid, libc::SIGKILL);
 }
 
 /// The keepalive loop: refresh every third of the TTL; while etcd does not answer,
