@@ -133,3 +133,55 @@ fn unlock_force_revokes_the_holders_lease_and_its_command_is_killed() {
         stderr(&out)
     );
 }
+
+/// `update` proves its lease just before the rename: a writer that lost its lock while
+/// it computed (here: frozen with SIGSTOP past the lease TTL) replaces nothing.
+#[test]
+fn update_that_lost_its_lease_replaces_nothing() {
+    let Some(etcd) = Etcd::single() else { return };
+    let env = TestEnv::new();
+    env.write("memo.json", "{\"n\":0}\n");
+    // A filter that computes for a while (a fraction of a second when built for release).
+    let writer = spawn(
+        &env,
+        &etcd,
+        &[
+            "update",
+            "--name",
+            "memo",
+            "memo.json",
+            "reduce range(0; 300000) as $i (.; .n += 1)",
+        ],
+    );
+    let pid = rustix::process::Pid::from_raw(writer.id() as i32).unwrap();
+    // Freeze it as soon as it holds the lock, keepalive thread and all.
+    wait_until("the writer to hold the lock", || {
+        code(&run(&env, &etcd, &["status", "--name", "memo"])) == 1
+    });
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    std::thread::sleep(TTL + Duration::from_millis(1500));
+    // Its lease has expired: somebody else can take the lock meanwhile.
+    let out = run(&env, &etcd, &["with", "-n", "--name", "memo", "--", "true"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "the expired lease still holds: {}",
+        stderr(&out)
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    let out = wait_output(writer, PATIENCE);
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("lockrun: lost the lock on memo: lease expired after "),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.read("memo.json"), "{\"n\":0}\n");
+    let leftovers: Vec<_> = std::fs::read_dir(env.root())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("memo.json") && n != "memo.json")
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
