@@ -20,6 +20,26 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     ("LOCKRUN_DEBUG", "Set to 1 for the same trace as -v."),
     (
+        "LOCKRUN_BACKEND",
+        "Default for --backend: etcd://HOST:PORT[,HOST:PORT...] (etcds:// for TLS) keeps locks in etcd; empty or unset: the local lock directory.",
+    ),
+    (
+        "LOCKRUN_ETCD_USER, LOCKRUN_ETCD_PASSWORD",
+        "etcd user and password, for an etcd with auth enabled. Read from the environment only, never from the command line (which other users can read in ps).",
+    ),
+    (
+        "LOCKRUN_ETCD_CA, LOCKRUN_ETCD_CERT, LOCKRUN_ETCD_KEY, LOCKRUN_ETCD_PREFIX, LOCKRUN_LEASE_TTL",
+        "Defaults for --etcd-ca, --etcd-cert, --etcd-key, --etcd-prefix and --lease-ttl.",
+    ),
+    (
+        "LOCKRUN_FENCING_TOKEN",
+        "Set by `with` for its command when the lock is in etcd: the lock key's creation revision, larger for every new holder. Pass it with each write so the store can refuse a token smaller than the largest it has seen.",
+    ),
+    (
+        "XDG_STATE_HOME, HOME",
+        "A --name lock without --lock-dir or LOCKRUN_DIR lives in $XDG_STATE_HOME/lockrun, else ~/.local/state/lockrun.",
+    ),
+    (
         "NO_COLOR",
         "When set and not empty, --help is not coloured. Help is coloured only when stdout is a terminal; nothing else lockrun prints is ever coloured.",
     ),
@@ -37,6 +57,10 @@ const FILES: &[(&str, &str)] = &[
     (
         "<lockdir>/<sha256>.rw",
         "Reader/writer gate of shared locks (flock LOCK_SH by readers, LOCK_EX by writers). A `with -s` appends its command's CHILD, CHILD_START and CHILD_PGID lines; whoever next finds the gate free of readers ends what remains of those groups, then empties it.",
+    ),
+    (
+        "etcd key <prefix><name>//<lease>",
+        "With --backend etcd://: each holder and waiter of lock <name> (FILE's canonical path, or --name) puts this key, attached to its own lease (16 hex digits), valued with the same KEY: value lines as info. The oldest key holds the lock (shared keys: every shared key older than any exclusive one). <prefix> is lockrun/ unless --etcd-prefix.",
     ),
     (
         "<lockdir>/.tmp-*, .stale-*, .released-*",
@@ -91,6 +115,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "id=$(lockrun acquire state.json) && ... && lockrun release \"$id\"",
         "Hold a lock across several commands of one shell script.",
+    ),
+    (
+        "LOCKRUN_BACKEND=etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379 lockrun with --name nightly-backup -- backup.sh",
+        "A job that runs on several hosts but never on two at once: the lock is in etcd.",
     ),
     (
         "lockrun status --json memory.json | jq -r .state",
