@@ -79,6 +79,7 @@ pub(crate) struct BackendArgs {
     pub(crate) etcd_key: Option<PathBuf>,
 }
 
+#[cfg(unix)]
 impl BackendArgs {
     /// The etcd backend asked for, if any (an empty LOCKRUN_BACKEND means none).
     pub(crate) fn etcd(&self) -> Option<crate::lock::EtcdSettings> {

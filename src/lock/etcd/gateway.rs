@@ -41,6 +41,8 @@ pub(crate) struct Endpoints {
 }
 
 #[derive(Debug, Clone, Default)]
+// Read only where TLS is built in (Linux).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) struct Tls {
     /// PEM bundle of the CAs to trust; `None`: the bundled web roots (webpki-roots).
     pub(crate) ca: Option<Vec<u8>>,
@@ -127,7 +129,7 @@ impl Gateway {
             .max_redirects(0)
             .user_agent(format!("lockrun/{}", env!("CARGO_PKG_VERSION")));
         if let Some(tls) = &endpoints.tls {
-            config = config.tls_config(tls_config(tls)?);
+            config = with_tls(config, tls)?;
         }
         Ok(Gateway {
             agent: config.build().into(),
@@ -698,6 +700,25 @@ fn parse_range(v: &Value, revision: i64) -> Result<Range, GwError> {
     Ok(Range { kvs, revision })
 }
 
+#[cfg(target_os = "linux")]
+fn with_tls(
+    config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    tls: &Tls,
+) -> Result<ureq::config::ConfigBuilder<ureq::typestate::AgentScope>, GwError> {
+    Ok(config.tls_config(tls_config(tls)?))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn with_tls(
+    _config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    _tls: &Tls,
+) -> Result<ureq::config::ConfigBuilder<ureq::typestate::AgentScope>, GwError> {
+    Err(GwError::Tls(
+        "etcds:// (TLS) is built into lockrun on Linux only, for now; use etcd://".into(),
+    ))
+}
+
+#[cfg(target_os = "linux")]
 fn tls_config(tls: &Tls) -> Result<ureq::tls::TlsConfig, GwError> {
     use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
     let mut builder = TlsConfig::builder();

@@ -44,7 +44,6 @@ pub struct Options {
 pub struct Member {
     pub name: String,
     pub client_port: u16,
-    pub peer_port: u16,
     /// etcd's own PID (not the guardian's).
     pub pid: u32,
     guardian: Child,
@@ -185,7 +184,6 @@ impl Etcd {
             etcd.members.push(Member {
                 name,
                 client_port: *client,
-                peer_port: *peer,
                 pid,
                 guardian_stdin: guardian.stdin.take(),
                 guardian,
@@ -362,9 +360,9 @@ impl Etcd {
         let statuses: serde_json::Value =
             serde_json::from_str(&text).expect("endpoint status JSON");
         let statuses = statuses.as_array().expect("an array");
-        let leader = statuses[0]["Status"]["leader"].to_string();
+        let leader = &statuses[0]["Status"]["leader"];
         for s in statuses {
-            if s["Status"]["header"]["member_id"].to_string() == leader {
+            if &s["Status"]["header"]["member_id"] == leader {
                 let endpoint = s["Endpoint"].as_str().unwrap_or_default();
                 if let Some(i) = self
                     .members
