@@ -226,7 +226,13 @@ impl LockGuard {
 
     fn release_inner(&mut self) -> Result<()> {
         if let Some(remote) = self.remote.take() {
-            return remote.release().map_err(etcd::lock_error);
+            return remote.release().map_err(|e| match e {
+                etcd::lock::LockError::Etcd(why) => Error::Etcd(format!(
+                    "could not release {} in etcd ({why}); it frees itself when its lease expires",
+                    self.key.target.display()
+                )),
+                other => etcd::lock_error(other),
+            });
         }
         drop(self.reader_gate.take());
         let Some(held) = self.held.take() else {

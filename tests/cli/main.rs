@@ -22,6 +22,9 @@ mod lifetime;
 // the etcd backend, against real etcd servers started by the tests
 mod etcd;
 
+// --name NAME on the local backend
+mod names;
+
 // status, show, cleanup, unlock, acquire, release
 mod lock_admin;
 

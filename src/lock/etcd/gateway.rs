@@ -153,11 +153,10 @@ impl Gateway {
         loop {
             let token = self.token_before(deadline)?;
             match self.post_any(path, body, token.as_deref(), deadline) {
-                Err(GwError::Server { code, message })
+                Err(GwError::Server { code, .. })
                     if code == CODE_UNAUTHENTICATED && self.user.is_some() && !reauthenticated =>
                 {
                     // Simple tokens expire when unused for a while: get a new one, once.
-                    let _ = message;
                     reauthenticated = true;
                     self.forget_token();
                 }
@@ -218,7 +217,7 @@ impl Gateway {
         let mut failures: Vec<String> = Vec::new();
         let first = self.current.load(Ordering::Relaxed);
         // Bounded: each attempt takes at least a connect, and a round ends with a pause.
-        for round in 0..1000 {
+        for _round in 0..1000 {
             for k in 0..n {
                 let i = (first + k) % n;
                 let now = Instant::now();
@@ -241,7 +240,6 @@ impl Gateway {
                     }
                 }
             }
-            let _ = round;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -426,8 +424,9 @@ impl Gateway {
         parse_range(&v, header_revision(&v))
     }
 
-    /// Blocks until `key` is deleted at a revision after `after_revision`, or `deadline`
-    /// passes (`Ok(false)`). Watches on one member; when its stream breaks, goes on
+    /// Blocks until `key` is deleted at a revision after `after_revision` (`Ok(true)`:
+    /// look again; also when etcd compacted the history asked for), or `deadline` passes
+    /// (`Ok(false)`). Watches on one member; when its stream breaks, goes on
     /// with the next one from where it was.
     pub(crate) fn wait_deleted(
         &self,
@@ -455,11 +454,8 @@ impl Gateway {
             ) {
                 Ok(WatchEnd::Deleted) => return Ok(true),
                 Ok(WatchEnd::TimedOut) => return Ok(false),
-                Ok(WatchEnd::Compacted(rev)) => {
-                    // The history we asked for is gone: the caller looks again.
-                    let _ = rev;
-                    return Ok(true);
-                }
+                // The history asked for is gone: the caller looks again.
+                Ok(WatchEnd::Compacted) => return Ok(true),
                 Err(Attempt::Answer(GwError::Server { code, .. }))
                     if code == CODE_UNAUTHENTICATED && self.user.is_some() =>
                 {
@@ -542,7 +538,7 @@ impl Gateway {
             let result = v.get("result").unwrap_or(&v);
             let compacted = int(result, "compact_revision");
             if compacted > 0 {
-                return Ok(WatchEnd::Compacted(compacted));
+                return Ok(WatchEnd::Compacted);
             }
             if result.get("canceled").and_then(Value::as_bool) == Some(true) {
                 let reason = result
@@ -581,7 +577,7 @@ impl Gateway {
 enum WatchEnd {
     Deleted,
     TimedOut,
-    Compacted(i64),
+    Compacted,
 }
 
 /// How one attempt at one member ended, when not with an answer.

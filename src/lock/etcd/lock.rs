@@ -140,13 +140,21 @@ impl Store {
         crate::trace::step(|| format!("etcd: lease {lease:016x} granted, TTL {granted:?}"));
         // From here on the lease must be kept alive (a wait may outlast the TTL) and,
         // on any failure, revoked.
-        let keeper = Keeper::start(
+        let keeper = match Keeper::start(
             self.gateway.clone(),
             lease,
             granted,
             grant_sent,
             req.name.to_string(),
-        );
+        ) {
+            Ok(k) => k,
+            Err(e) => {
+                let _ = self.gateway.lease_revoke(lease, calls());
+                return Err(LockError::Etcd(GwError::Protocol(format!(
+                    "cannot start the keepalive thread: {e}"
+                ))));
+            }
+        };
         let mut held = Held {
             store: self.clone(),
             key: Vec::new(),
@@ -414,7 +422,13 @@ struct KeeperState {
 }
 
 impl Keeper {
-    fn start(gateway: Gateway, lease: i64, ttl: Duration, sent: Instant, name: String) -> Keeper {
+    fn start(
+        gateway: Gateway,
+        lease: i64,
+        ttl: Duration,
+        sent: Instant,
+        name: String,
+    ) -> std::io::Result<Keeper> {
         let state = Arc::new(KeeperState {
             lease,
             name,
@@ -427,9 +441,11 @@ impl Keeper {
         let shared = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name("etcd-keepalive".into())
-            .spawn(move || keep_alive(&gateway, &shared, ttl))
-            .ok();
-        Keeper { state, thread }
+            .spawn(move || keep_alive(&gateway, &shared, ttl))?;
+        Ok(Keeper {
+            state,
+            thread: Some(thread),
+        })
     }
 
     fn lost(&self) -> Option<String> {
