@@ -82,7 +82,7 @@ class EtcdBench:
         if tool == "lockrun":
             return [self.L, "with", "-q", "-w", wait, "--backend", self.url, "--name", name,
                     "--"] + cmd
-        return [self.etcdctl, f"--endpoints={self.etcd.endpoint}", "lock", name] + cmd
+        return [self.etcdctl, f"--endpoints={self.etcd.endpoint}", "lock", name, "--"] + cmd
 
     def timed(self, argv):
         t0 = time.perf_counter()

@@ -424,16 +424,15 @@ impl Gateway {
         parse_range(&v, header_revision(&v))
     }
 
-    /// Blocks until `key` is deleted at a revision after `after_revision` (`Ok(true)`:
-    /// look again; also when etcd compacted the history asked for), or `deadline` passes
-    /// (`Ok(false)`). Watches on one member; when its stream breaks, goes on
+    /// Blocks until `key` is deleted at a revision after `after_revision`, etcd compacted
+    /// the history asked for (look again), or `deadline` passes. Watches on one member; when its stream breaks, goes on
     /// with the next one from where it was.
     pub(crate) fn wait_deleted(
         &self,
         key: &[u8],
         after_revision: i64,
         deadline: Instant,
-    ) -> Result<bool, GwError> {
+    ) -> Result<Wake, GwError> {
         let mut from = after_revision + 1;
         let mut failures = Vec::new();
         let n = self.base_urls.len();
@@ -441,7 +440,7 @@ impl Gateway {
         // deadline every attempt returns at once.
         for attempt in 0..10_000 {
             if Instant::now() >= deadline {
-                return Ok(false);
+                return Ok(Wake::TimedOut);
             }
             let i = (self.current.load(Ordering::Relaxed) + attempt) % n;
             let token = self.token_before(deadline)?;
@@ -452,10 +451,10 @@ impl Gateway {
                 token.as_deref(),
                 deadline,
             ) {
-                Ok(WatchEnd::Deleted) => return Ok(true),
-                Ok(WatchEnd::TimedOut) => return Ok(false),
+                Ok(WatchEnd::Deleted) => return Ok(Wake::Deleted),
+                Ok(WatchEnd::TimedOut) => return Ok(Wake::TimedOut),
                 // The history asked for is gone: the caller looks again.
-                Ok(WatchEnd::Compacted) => return Ok(true),
+                Ok(WatchEnd::Compacted) => return Ok(Wake::LookAgain),
                 Err(Attempt::Answer(GwError::Server { code, .. }))
                     if code == CODE_UNAUTHENTICATED && self.user.is_some() =>
                 {
@@ -572,6 +571,14 @@ impl Gateway {
             }
         }
     }
+}
+
+/// How a wait for a key's deletion ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    Deleted,
+    LookAgain,
+    TimedOut,
 }
 
 enum WatchEnd {

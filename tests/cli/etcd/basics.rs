@@ -289,3 +289,32 @@ fn bad_backends_and_names_are_one_line_usage_errors() {
         assert!(!env.path("ran").exists());
     }
 }
+
+/// SIGTERM to lockrun reaches the command (etcdctl lock does not pass signals on), and
+/// the lock is released.
+#[test]
+fn sigterm_is_forwarded_to_the_command_and_the_lock_released() {
+    let Some(etcd) = Etcd::single() else { return };
+    let env = TestEnv::new();
+    let holder = spawn(
+        &env,
+        &etcd,
+        &[
+            "with",
+            "--name",
+            "job",
+            "--",
+            "sh",
+            "-c",
+            "trap 'touch got-term; exit 3' TERM; touch h.ready; while :; do sleep 0.01; done",
+        ],
+    );
+    crate::testenv::wait_until("the command", || env.path("h.ready").exists());
+    let pid = rustix::process::Pid::from_raw(holder.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = wait_output(holder, PATIENCE);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(env.path("got-term").exists());
+    let out = run(&env, &etcd, &["with", "-n", "--name", "job", "--", "true"]);
+    assert_eq!(code(&out), 0, "not released: {}", stderr(&out));
+}
