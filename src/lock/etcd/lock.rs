@@ -456,8 +456,8 @@ impl Keeper {
             child: AtomicU32::new(0),
         });
         let shared = Arc::clone(&state);
-        // The thread starts with the signals that `with` waits for blocked, and keeps
-        // them so: a process-directed signal goes to a thread that does not block it,
+        // The thread starts with the signals that `with` waits for (and the others a
+        // command's life may bring) blocked, and keeps them so: a process-directed signal goes to a thread that does not block it,
         // and a SIGCHLD taken (and, by default, discarded) here would never reach
         // `with`'s sigtimedwait, which would then wait for an ended command forever.
         let mask = crate::sys::SignalMask::block(&[
@@ -466,6 +466,14 @@ impl Keeper {
             libc::SIGHUP,
             libc::SIGINT,
             libc::SIGQUIT,
+            libc::SIGCONT,
+            libc::SIGTSTP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGALRM,
+            libc::SIGWINCH,
         ])?;
         let thread = std::thread::Builder::new()
             .name("etcd-keepalive".into())

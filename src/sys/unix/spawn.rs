@@ -327,7 +327,9 @@ pub(crate) fn spawn(program: &OsStr, args: &[OsString], opts: SpawnOptions) -> i
     let _ = opts.record_fd;
     let path = resolve_program(program)?;
     let mut command = std::process::Command::new(path);
-    command.args(args).envs(opts.env.iter().map(|(k, v)| (k, v)));
+    command
+        .args(args)
+        .envs(opts.env.iter().map(|(k, v)| (k, v)));
     if opts.own_group {
         command.process_group(0);
         if let Some(fd) = opts.terminal {
