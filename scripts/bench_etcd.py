@@ -1,4 +1,4 @@
-"""The etcd backend's bench section (DESIGN §7, last bar), run by scripts/bench.py:
+"""The etcd backend's bench section (README "Several machines"), run by scripts/bench.py:
 lockrun's etcd backend side by side with `etcdctl lock`, against a one-member etcd this
 script starts on 127.0.0.1 (free ports, a temp data dir) and stops afterwards.
 
