@@ -318,3 +318,27 @@ fn sigterm_is_forwarded_to_the_command_and_the_lock_released() {
     let out = run(&env, &etcd, &["with", "-n", "--name", "job", "--", "true"]);
     assert_eq!(code(&out), 0, "not released: {}", stderr(&out));
 }
+
+/// Readers (`read`, `get`) take the shared lock in etcd: they pass a shared holder and
+/// wait for an exclusive one.
+#[test]
+fn read_takes_a_shared_lock_in_etcd() {
+    let Some(etcd) = Etcd::single() else { return };
+    let env = TestEnv::new();
+    env.write("memo.json", "{\"n\":5}\n");
+    let reader = hold(&env, &etcd, &["-s", "--name", "memo"], "r");
+    let out = run(&env, &etcd, &["read", "-n", "--name", "memo", "memo.json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{\"n\":5}\n");
+    go(&env, "r");
+    assert_eq!(code(&wait_output(reader, PATIENCE)), 0);
+    let writer = hold(&env, &etcd, &["--name", "memo"], "w");
+    let out = run(
+        &env,
+        &etcd,
+        &["get", "-n", "--name", "memo", "memo.json", "/n"],
+    );
+    assert_eq!(code(&out), 75, "{}", stderr(&out));
+    go(&env, "w");
+    assert_eq!(code(&wait_output(writer, PATIENCE)), 0);
+}
