@@ -226,13 +226,18 @@ impl LockGuard {
 
     fn release_inner(&mut self) -> Result<()> {
         if let Some(remote) = self.remote.take() {
-            return remote.release().map_err(|e| match e {
-                etcd::lock::LockError::Etcd(why) => Error::Etcd(format!(
-                    "could not release {} in etcd ({why}); it frees itself when its lease expires",
-                    self.key.target.display()
-                )),
-                other => etcd::lock_error(other),
-            });
+            return match remote.release() {
+                // Not an error of the work done under the lock: the lease, no longer
+                // kept alive, expires by itself and the lock with it.
+                Err(etcd::lock::LockError::Etcd(why)) => {
+                    eprintln!(
+                        "lockrun: warning: could not release {} in etcd ({why}); it frees itself when its lease expires",
+                        self.key.target.display()
+                    );
+                    Ok(())
+                }
+                other => other.map_err(etcd::lock_error),
+            };
         }
         drop(self.reader_gate.take());
         let Some(held) = self.held.take() else {

@@ -396,10 +396,12 @@ impl Held {
         self.released = true;
         self.keeper.stop();
         let lost = self.keeper.lost();
-        let revoked = self
-            .store
-            .gateway
-            .lease_revoke(self.lease, Instant::now() + MIN_UNREACHABLE * 2);
+        // Keep trying for a TTL (an election may hold requests up a while): past that
+        // the lease, no longer kept alive, has expired anyway.
+        let revoked = self.store.gateway.lease_revoke(
+            self.lease,
+            Instant::now() + self.store.ttl.max(MIN_UNREACHABLE * 2),
+        );
         crate::trace::step(|| format!("etcd: lease {:016x} revoked: {revoked:?}", self.lease));
         if let Some(why) = lost {
             return Err(LockError::Lost(why));
