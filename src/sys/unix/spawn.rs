@@ -243,7 +243,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         let args = &mut *(arg as *mut ChildArgs);
         if args.own_group {
             if libc::setpgid(0, 0) != 0 {
-                args.errno = *libc::__errno_location();
+                args.errno = *errno();
                 libc::_exit(127);
             }
             if args.terminal >= 0 {
