@@ -1,6 +1,5 @@
 //! Platform code behind one interface: the rest of lockrun calls `crate::sys::...` and
-//! never names a platform. Each platform is one module (`sys/unix` today; `sys/windows`
-//! is where a Windows engine goes) that provides the items re-exported here. Every
+//! never names a platform. Each platform is one module (`sys/unix`, `sys/windows`) that provides the items re-exported here. Every
 //! `unsafe` block of lockrun lives under `sys/`, each with a `// SAFETY:` comment.
 
 #[cfg(unix)]
@@ -14,6 +13,16 @@ pub(crate) use unix::{
     set_inheritable, spawn, tree,
 };
 
+#[cfg(windows)]
+#[allow(dead_code)] // The engine's Windows side is wired in piece by piece (issue 15).
+mod windows;
+
+#[cfg(windows)]
+pub(crate) use windows::{
+    PidState, boot_id, current_pid, current_uid, hostname, pid_state, process_is_running,
+    process_setup, process_start_token, rename_noreplace,
+};
+
 /// What Rust's own start-up would have done that lockrun relies on; nothing elsewhere.
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 pub(crate) fn process_setup() {}
