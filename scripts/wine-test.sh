@@ -47,12 +47,14 @@ x86_64-w64-mingw32-gcc -shared -O2 -s -Wall -Werror \
   scripts/wine/bcryptprimitives.c -lbcrypt
 
 build_start=$(date +%s)
-cargo test --target "$target" --test cli --no-run
+cargo test --target "$target" --test cli --lib --no-run
 echo "wine-test: Windows build in $(($(date +%s) - build_start)) s"
 
 # cargo runs each test executable through the runner; the tests then start lockrun.exe
 # and their helper as Windows processes inside the same Wine session.
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine"
 run_start=$(date +%s)
+# The platform module's own unit tests, then the portable integration cases.
+timeout 300 cargo test --target "$target" --lib -- sys::
 timeout 900 cargo test --target "$target" --test cli -- portable:: "$@"
 echo "wine-test: Windows suite in $(($(date +%s) - run_start)) s, $(($(date +%s) - start)) s in all"
