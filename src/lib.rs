@@ -11,15 +11,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 // Off Unix only the command line is built: the engine's shared parts (exit codes, JSON
 // parsing, the argument translation) have no caller there yet.
-#![cfg_attr(not(unix), allow(dead_code))]
+#![cfg_attr(not(any(unix, windows)), allow(dead_code))]
 
 mod cli;
-#[cfg(unix)]
 mod cmd;
 mod error;
 mod exit_code;
 pub mod json;
-#[cfg(unix)]
 pub mod lock;
 mod man;
 mod quote;
@@ -32,7 +30,8 @@ mod proptests;
 
 pub use error::Error;
 #[cfg(unix)]
-pub use lock::{EtcdSettings, LockGuard, LockOptions, acquire};
+pub use lock::EtcdSettings;
+pub use lock::{LockGuard, LockOptions, acquire};
 pub use run::run;
 
 /// What the executable does before [`run`]; not part of the library API.

@@ -8,7 +8,7 @@ use std::io::Write;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 use crate::cmd;
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
@@ -70,7 +70,7 @@ fn color_choice() -> clap::ColorChoice {
     }
 }
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::With(args) => cmd::with::run(args, cli.quiet),
@@ -102,7 +102,7 @@ fn deep(f: impl FnOnce() -> Result<ExitCode> + Send) -> Result<ExitCode> {
 /// Windows (and any non-Unix system): the command line, `--help`, `--version`, the man
 /// page and the completions work; everything that takes a lock says it cannot, with the
 /// internal-error status 70 (the lock engine needs flock(2) and POSIX signals).
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Man => man_page(),

@@ -10,6 +10,12 @@ pub(crate) mod release;
 pub(crate) mod show;
 pub(crate) mod status;
 pub(crate) mod unlock;
+#[cfg(unix)]
+pub(crate) mod with;
+// Windows: the command runs in a Job object (sys/windows/job.rs) instead of under
+// POSIX signals.
+#[cfg(windows)]
+#[path = "with_windows.rs"]
 pub(crate) mod with;
 
 pub(crate) mod append;

@@ -1,12 +1,13 @@
 //! Which lock a path names: its canonical key, the key's SHA-256 name, and the directory
 //! the lock lives in.
 
+#[cfg(not(windows))]
 use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Component, Path, PathBuf};
+#[cfg(not(windows))]
+use std::path::Component;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -26,7 +27,7 @@ pub(crate) struct LockKey {
 impl LockKey {
     pub(crate) fn for_path(path: &Path) -> Result<Self> {
         let target = canonical_target(path)?;
-        let hex = hex_digest(target.as_os_str().as_bytes());
+        let hex = hex_of_target(&target);
         Ok(LockKey {
             target,
             hex,
@@ -87,6 +88,20 @@ fn named_lock_dir() -> Option<PathBuf> {
     Some(state.join("lockrun"))
 }
 
+/// The lock name of a canonical target: the SHA-256 of its bytes (on Windows, of its
+/// case-folded UTF-8 text, since names compare without case there).
+pub(crate) fn hex_of_target(target: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        hex_digest(target.as_os_str().as_bytes())
+    }
+    #[cfg(windows)]
+    {
+        hex_digest(crate::sys::path::key_text(&target.to_string_lossy()).as_bytes())
+    }
+}
+
 pub(crate) fn hex_digest(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let mut hex = String::with_capacity(64);
@@ -103,20 +118,29 @@ pub(crate) fn canonical_target(path: &Path) -> Result<PathBuf> {
     if path.as_os_str().is_empty() {
         return Err(Error::usage("the target path is empty"));
     }
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| Error::io(".", e))?
-            .join(path)
-    };
-    resolve(&absolute)
+    #[cfg(windows)]
+    {
+        crate::sys::path::canonical_target(path).map_err(|e| Error::io(path, e))
+    }
+    #[cfg(not(windows))]
+    {
+        let absolute = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::io(".", e))?
+                .join(path)
+        };
+        resolve(&absolute)
+    }
 }
 
+#[cfg(not(windows))]
 const MAX_LINKS: usize = 40;
 
 /// Walks `absolute` component by component, like the kernel does, so a `..` after a
 /// symlinked directory climbs out of the link's target, not out of the link.
+#[cfg(not(windows))]
 fn resolve(absolute: &Path) -> Result<PathBuf> {
     let mut links = 0;
     let mut pending: Vec<OsString> = Vec::new();
@@ -163,6 +187,7 @@ fn resolve(absolute: &Path) -> Result<PathBuf> {
 }
 
 /// Pushes the normal and `..` components of `path` onto a stack, first on top.
+#[cfg(not(windows))]
 fn push_components(stack: &mut Vec<OsString>, path: &Path) {
     let parts: Vec<OsString> = path
         .components()
@@ -204,9 +229,8 @@ pub(crate) fn ensure_lock_dir(key: &LockKey, chosen: Option<&Path>) -> Result<Pa
     }
     // A chosen directory is created with its parents; the default `.locks` only when the
     // target's directory exists (lockrun never creates the target's directory).
-    match fs::DirBuilder::new()
+    match super::flock::dir_builder()
         .recursive(chosen.is_some() || key.named)
-        .mode(0o755)
         .create(&dir)
     {
         Ok(()) => Ok(dir),

@@ -14,7 +14,11 @@ mod backend;
 pub(crate) mod dir;
 pub(crate) mod entry;
 pub(crate) mod etcd;
+#[cfg(unix)]
 mod flock;
+// The same functions on Windows, under sys/ with the rest of the platform code.
+#[cfg(windows)]
+use crate::sys::lock_files as flock;
 mod gate;
 pub(crate) mod info;
 pub(crate) mod key;
@@ -27,6 +31,7 @@ mod wait;
 
 use std::fs::File;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -126,6 +131,7 @@ impl LockGuard {
     }
 
     /// The descriptors whose life is the lock's (for `--inherit` and `--exec`).
+    #[cfg(unix)]
     pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
         let mut fds = Vec::new();
         if let Some(h) = &self.held {

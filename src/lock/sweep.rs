@@ -42,9 +42,7 @@ pub(crate) fn sweep_garbage(
     let dir = match flock::open_dir_nofollow(path) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(GarbageState::Gone),
-        Err(e)
-            if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) =>
-        {
+        Err(e) if flock::is_not_a_lock(&e) => {
             return Ok(GarbageState::NotADir);
         }
         Err(e) => return Err(e),
@@ -104,7 +102,7 @@ pub(crate) fn sweep_garbage(
     // Still the directory we judged? Renamed to a fresh grave, so that of several
     // cleaners exactly one removes (and counts) it.
     let id = Identity {
-        dir: Some(flock::file_id(&dir_meta)),
+        dir: Some(flock::dir_id(&dir)?),
         info: None,
     };
     let grave = removal::grave_path(lock_dir, Grave::Stale, hex, &dir::new_nonce());

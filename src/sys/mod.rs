@@ -14,13 +14,13 @@ pub(crate) use unix::{
 };
 
 #[cfg(windows)]
-#[allow(dead_code)] // The engine's Windows side is wired in piece by piece (issue 15).
 mod windows;
 
 #[cfg(windows)]
 pub(crate) use windows::{
-    PidState, boot_id, current_pid, current_uid, hostname, pid_state, process_is_running,
-    process_setup, process_start_token, rename_noreplace,
+    LockHolder, PidState, boot_id, current_pid, current_uid, hostname, ignore_file_size_signal,
+    job, lock_files, parent_pid, path, pid_state, process_command, process_is_running,
+    process_setup, process_start_token, rename_noreplace, replace,
 };
 
 /// What Rust's own start-up would have done that lockrun relies on; nothing elsewhere.

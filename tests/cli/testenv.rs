@@ -419,6 +419,7 @@ pub fn bash_lock(env: &TestEnv, target: &str, pid: u32, host: &str) -> PathBuf {
 }
 
 /// This host's name, as lockrun records it.
+#[cfg(unix)]
 pub fn here() -> String {
     rustix::system::uname()
         .nodename()

@@ -15,12 +15,10 @@ use std::time::Instant;
 use windows_sys::Win32::Foundation::{
     CloseHandle, FALSE, HANDLE, INVALID_HANDLE_VALUE, TRUE, WAIT_OBJECT_0,
 };
-use windows_sys::Win32::System::Console::{
-    CTRL_BREAK_EVENT, CTRL_C_EVENT, SetConsoleCtrlHandler,
-};
+use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, CTRL_C_EVENT, SetConsoleCtrlHandler};
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
-    CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW,
-    TH32CS_SNAPPROCESS, TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
+    CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
+    TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
 };
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
@@ -80,8 +78,7 @@ pub fn spawn_in_job(program: &OsStr, args: &[OsString]) -> io::Result<JobChild> 
         .creation_flags(CREATE_SUSPENDED)
         .spawn()?;
     // SAFETY: both handles are open: the job above, the process from std's Child.
-    let assigned =
-        unsafe { AssignProcessToJobObject(job.0, child.as_raw_handle() as HANDLE) } != 0;
+    let assigned = unsafe { AssignProcessToJobObject(job.0, child.as_raw_handle() as HANDLE) } != 0;
     let started = assigned && resume_threads(child.id());
     if !started {
         let err = io::Error::last_os_error();
@@ -160,7 +157,8 @@ impl JobChild {
     }
 }
 
-/// The parent process id of `pid`, from a process snapshot.
+/// The parent process id of `pid` and the executable name of `pid`, from a process
+/// snapshot.
 fn parent_entry(pid: u32) -> Option<(u32, String)> {
     // SAFETY: a snapshot of all processes; the handle is checked and owned below.
     let snap = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0) };
@@ -190,21 +188,24 @@ fn parent_entry(pid: u32) -> Option<(u32, String)> {
     None
 }
 
-pub(crate) fn parent_of(pid: u32) -> Option<u32> {
-    parent_entry(pid).map(|(parent, _)| parent)
-}
+/// Shells that run a program from a forked copy of themselves (MSYS2, which Git Bash is).
+const FORKING_SHELLS: &[&str] = &["bash.exe", "sh.exe", "dash.exe", "zsh.exe"];
 
-/// The shell `acquire` works for: the parent, looking past copies of the same program
+/// The shell `acquire` works for: the parent, looking past forked copies of a POSIX shell
 /// directly above it. Git Bash runs a program from a forked `bash.exe` that lives only
-/// as long as the program; its parent, the shell, is also `bash.exe`.
+/// as long as the program; its parent, the shell itself, is also `bash.exe`. (On Unix
+/// lockrun compares command lines; Windows keeps those in each process's own memory.)
 pub(crate) fn owner_shell() -> Option<u32> {
     let (mut owner, _) = parent_entry(std::process::id())?;
     for _ in 0..16 {
         let Some((up, owner_name)) = parent_entry(owner) else {
             break;
         };
+        if up == 0 || !FORKING_SHELLS.contains(&owner_name.as_str()) {
+            break;
+        }
         match parent_entry(up) {
-            Some((_, up_name)) if up != 0 && up_name == owner_name => owner = up,
+            Some((_, up_name)) if up_name == owner_name => owner = up,
             _ => break,
         }
     }

@@ -12,6 +12,7 @@
 //!   tells a process from an earlier one that had the same PID before a reboot.
 
 pub mod job;
+pub mod lock_files;
 pub mod path;
 pub mod replace;
 
@@ -25,17 +26,14 @@ use std::path::Path;
 
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_FILE_EXISTS,
-    ERROR_INVALID_PARAMETER, ERROR_LOCK_VIOLATION, FILETIME, GetLastError, HANDLE,
-    WAIT_TIMEOUT,
+    ERROR_INVALID_PARAMETER, ERROR_LOCK_VIOLATION, FILETIME, GetLastError, HANDLE, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, GetFileInformationByHandle, LOCKFILE_EXCLUSIVE_LOCK,
     LOCKFILE_FAIL_IMMEDIATELY, LockFileEx, MoveFileExW, UnlockFileEx,
 };
 use windows_sys::Win32::System::IO::OVERLAPPED;
-use windows_sys::Win32::System::SystemInformation::{
-    ComputerNameDnsHostname, GetComputerNameExW,
-};
+use windows_sys::Win32::System::SystemInformation::{ComputerNameDnsHostname, GetComputerNameExW};
 use windows_sys::Win32::System::Threading::{
     GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
     WaitForSingleObject,
@@ -46,6 +44,23 @@ pub(crate) fn wide(path: &Path) -> Vec<u16> {
     OsStr::new(path).encode_wide().chain([0]).collect()
 }
 
+/// No SIGXFSZ on Windows.
+pub(crate) fn ignore_file_size_signal() {}
+
+/// The command line of another process: not read on Windows (it lives in the other
+/// process's memory); `COMMAND:` of an `acquire` lock stays empty there.
+pub(crate) fn process_command(_pid: u32) -> Option<String> {
+    None
+}
+
+/// A holder of a lock on a file, as Linux's /proc/locks tells (never on Windows).
+#[derive(Debug, Clone)]
+pub(crate) struct LockHolder {
+    pub pid: u32,
+    pub shared: bool,
+    pub waiting: bool,
+}
+
 /// What Rust's own start-up would have done that lockrun relies on: nothing on Windows.
 pub(crate) fn process_setup() {}
 
@@ -53,10 +68,11 @@ pub(crate) fn current_pid() -> u32 {
     std::process::id()
 }
 
-/// The process that started this one: the shell of `acquire` (Git Bash's `bash.exe`
-/// and PowerShell both start a native program as their direct child).
+/// The shell `acquire` and `release` work for: the parent process, looking past the
+/// short-lived `bash.exe` that Git Bash forks to run a program (see `job::owner_shell`).
+/// PowerShell starts a native program as its direct child.
 pub(crate) fn parent_pid() -> u32 {
-    job::parent_of(current_pid()).unwrap_or(0)
+    job::owner_shell().unwrap_or(0)
 }
 
 /// Windows has no numeric user id; `UID:` records 0 there.

@@ -72,7 +72,10 @@ mod tests {
     fn verbatim_and_unc_forms_become_plain() {
         assert_eq!(plain_form(r"\\?\C:\a\b.json"), r"C:\a\b.json");
         assert_eq!(plain_form(r"\\?\c:\a\b.json"), r"C:\a\b.json");
-        assert_eq!(plain_form(r"\\?\UNC\srv\share\b.json"), r"\\srv\share\b.json");
+        assert_eq!(
+            plain_form(r"\\?\UNC\srv\share\b.json"),
+            r"\\srv\share\b.json"
+        );
         assert_eq!(plain_form(r"\\srv\share\b.json"), r"\\srv\share\b.json");
         assert_eq!(plain_form(r"d:\x"), r"D:\x");
     }
@@ -92,7 +95,9 @@ mod tests {
         let base = canonical_target(&dir.join("sub").join("b.json")).unwrap();
         let slashed = dir.to_string_lossy().replace('\\', "/") + "/sub/../sub/b.json";
         assert_eq!(canonical_target(Path::new(&slashed)).unwrap(), base);
-        let upper = PathBuf::from(dir.to_string_lossy().to_uppercase()).join("SUB").join("B.JSON");
+        let upper = PathBuf::from(dir.to_string_lossy().to_uppercase())
+            .join("SUB")
+            .join("B.JSON");
         assert_eq!(
             key_text(&canonical_target(&upper).unwrap().to_string_lossy()),
             key_text(&base.to_string_lossy())

@@ -18,8 +18,8 @@ use windows_sys::Win32::Foundation::{
     ERROR_UNABLE_TO_REMOVE_REPLACED, GetLastError,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    MOVEFILE_REPLACE_EXISTING, MOVEFILE_WRITE_THROUGH, MoveFileExW, REPLACEFILE_IGNORE_MERGE_ERRORS,
-    ReplaceFileW,
+    MOVEFILE_REPLACE_EXISTING, MOVEFILE_WRITE_THROUGH, MoveFileExW,
+    REPLACEFILE_IGNORE_MERGE_ERRORS, ReplaceFileW,
 };
 
 use super::wide;
