@@ -168,16 +168,11 @@ fn rename_over(tmp: &Path, real: &Path) -> io::Result<()> {
     fs::rename(tmp, real)
 }
 
-/// How long a replace on Windows retries a file that a virus scanner or an indexer has
-/// open without sharing.
-#[cfg(windows)]
-const SHARING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Windows: `ReplaceFileW` keeps the old file's attributes and ACL; sharing violations
 /// are retried for up to SHARING_PATIENCE.
 #[cfg(windows)]
 fn rename_over(tmp: &Path, real: &Path) -> io::Result<()> {
-    sys::replace::replace_file(tmp, real, SHARING_PATIENCE)
+    sys::replace::replace_file(tmp, real, sys::replace::SHARING_PATIENCE)
 }
 
 #[cfg(windows)]

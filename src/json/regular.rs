@@ -79,9 +79,14 @@ pub fn check(path: &Path) -> Result<()> {
 pub fn open(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     #[cfg(unix)]
     let file = options.custom_flags(libc::O_NONBLOCK).open(path)?;
-    // Windows has no FIFO to block on.
+    // Windows has no FIFO to block on; a virus scanner or an indexer may have the file
+    // open without sharing for a moment, which is retried.
     #[cfg(windows)]
-    let file = options.open(path)?;
+    let file = crate::sys::replace::open_retrying(
+        path,
+        options,
+        crate::sys::replace::SHARING_PATIENCE,
+    )?;
     let ft = file.metadata()?.file_type();
     if !ft.is_file() {
         return Err(io::Error::other(NotRegular(kind(&ft))));

@@ -132,13 +132,18 @@ fn run(words: &[String]) -> i32 {
             }
             Err(_) => 7,
         },
-        // hold-open FILE READY MS: keep FILE open for MS milliseconds. On Windows it is
-        // opened without sharing, as a virus scanner or indexer does.
+        // hold-open FILE READY MS SHARE: keep FILE open for MS milliseconds. On Windows
+        // it is opened as a virus scanner or indexer does: without sharing (SHARE
+        // "none": nobody may even read it) or sharing only reads ("read": it may be read
+        // but not replaced).
         "hold-open" => {
             let mut opts = OpenOptions::new();
             opts.read(true);
             #[cfg(windows)]
-            std::os::windows::fs::OpenOptionsExt::share_mode(&mut opts, 0);
+            std::os::windows::fs::OpenOptionsExt::share_mode(
+                &mut opts,
+                if arg(4) == "read" { 1 } else { 0 }, // FILE_SHARE_READ
+            );
             let Ok(file) = opts.open(arg(1)) else {
                 return 8;
             };

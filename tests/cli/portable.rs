@@ -324,25 +324,44 @@ fn path_forms_name_one_lock() {
     );
 }
 
-/// A virus scanner or indexer holding the file open without sharing makes the replace
-/// fail with a sharing violation for a moment: `update` retries within its timeout.
+/// A virus scanner or indexer holding the file open makes the read (no sharing at all)
+/// or the replace (only reads shared) fail with a sharing violation for a moment:
+/// `update` retries within its patience, and says so under `-v`.
 #[cfg(windows)]
 #[test]
 fn update_retries_a_sharing_violation() {
-    let env = TestEnv::new();
-    env.write("doc.json", "{\"n\": 1}\n");
-    let ready = p(&env, "open.ready");
-    let argv = helper_argv("hold-open", &[&p(&env, "doc.json"), &ready, "700"]);
-    let mut scanner = Command::new(&argv[0])
-        .args(&argv[1..])
-        .spawn()
-        .expect("helper");
-    wait_until("the scanner to open the file", || {
-        env.path("open.ready").exists()
-    });
-    let out = run(&env, &["update", "-w", "10", "doc.json", ".n += 1"]);
-    let _ = scanner.wait();
-    assert_code(&out, 0, "update while the file was open without sharing");
-    let doc: serde_json::Value = serde_json::from_str(&env.read("doc.json")).unwrap();
-    assert_eq!(doc["n"], 2);
+    for share in ["none", "read"] {
+        let env = TestEnv::new();
+        env.write("doc.json", "{\"n\": 1}\n");
+        let ready = p(&env, "open.ready");
+        let argv = helper_argv("hold-open", &[&p(&env, "doc.json"), &ready, "1500", share]);
+        let mut scanner = Command::new(&argv[0])
+            .args(&argv[1..])
+            .spawn()
+            .expect("helper");
+        wait_until("the scanner to open the file", || {
+            env.path("open.ready").exists()
+        });
+        let out = run(&env, &["update", "-v", "-w", "10", "doc.json", ".n += 1"]);
+        let _ = scanner.wait();
+        assert_code(
+            &out,
+            0,
+            &format!("update while the file was open (sharing {share})"),
+        );
+        assert!(
+            text(&out.stderr).contains("(file in use); retrying"),
+            "sharing {share}: no sharing violation was met (the scanner let go too early?): {}",
+            text(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_str(&env.read("doc.json")).unwrap();
+        assert_eq!(doc["n"], 2, "sharing {share}");
+        let left: Vec<_> = fs::read_dir(env.root())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "doc.json" && n != ".locks" && n != "open.ready")
+            .collect();
+        assert!(left.is_empty(), "temp files left: {left:?}");
+    }
 }

@@ -24,6 +24,36 @@ use windows_sys::Win32::Storage::FileSystem::{
 
 use super::wide;
 
+/// How long a read or a replace retries a file that a virus scanner or an indexer has
+/// open without sharing.
+pub(crate) const SHARING_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Opens `path` with `options`, retrying sharing violations for up to `patience`.
+pub(crate) fn open_retrying(
+    path: &Path,
+    options: &std::fs::OpenOptions,
+    patience: Duration,
+) -> io::Result<std::fs::File> {
+    let deadline = Instant::now() + patience;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match options.open(path) {
+            Err(e)
+                if e.raw_os_error().is_some_and(|c| {
+                    c == ERROR_SHARING_VIOLATION as i32 || c == ERROR_LOCK_VIOLATION as i32
+                }) && Instant::now() + pause < deadline =>
+            {
+                crate::trace::step(|| {
+                    format!("open of {}: {e} (file in use); retrying", path.display())
+                });
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Errors worth another try: someone has one of the files open for a moment.
 fn transient(code: u32) -> bool {
     matches!(
@@ -35,6 +65,25 @@ fn transient(code: u32) -> bool {
             | ERROR_UNABLE_TO_MOVE_REPLACEMENT
             | ERROR_UNABLE_TO_MOVE_REPLACEMENT_2
     )
+}
+
+/// Whether `real` can be opened for deletion right now; Err(code) when it cannot.
+fn may_replace(real: &Path) -> Result<(), u32> {
+    use std::os::windows::fs::OpenOptionsExt;
+    const DELETE: u32 = 0x0001_0000;
+    const SHARE_ALL: u32 = 0x7; // FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
+    match std::fs::OpenOptions::new()
+        .access_mode(DELETE)
+        .share_mode(SHARE_ALL)
+        .open(real)
+    {
+        Ok(_) => Ok(()),
+        // Gone or unreadable for another reason: the replace itself will say.
+        Err(e) => match e.raw_os_error() {
+            Some(c) if transient(c as u32) => Err(c as u32),
+            _ => Ok(()),
+        },
+    }
 }
 
 /// One attempt: Err(code) with the Windows error code.
@@ -79,7 +128,14 @@ pub(crate) fn replace_file(tmp: &Path, real: &Path, patience: Duration) -> io::R
     let mut pause = Duration::from_millis(5);
     loop {
         let exists = real.exists();
-        match replace_once(&tmp_w, &real_w, exists) {
+        // Look first whether the old file may be replaced now (DELETE access next to
+        // every other opener): a ReplaceFileW that fails can leave a stray backup file
+        // behind (Wine does), so it is only tried when it can succeed.
+        let attempt = match exists.then(|| may_replace(real)) {
+            Some(Err(code)) => Err(code),
+            _ => replace_once(&tmp_w, &real_w, exists),
+        };
+        match attempt {
             Ok(()) => return Ok(()),
             // The target went away between the look and the replace: move instead.
             Err(ERROR_FILE_NOT_FOUND) if exists => continue,
