@@ -4,9 +4,9 @@
 //! The library's API for Rust callers is [`acquire`] (with [`LockOptions`], returning a
 //! [`LockGuard`]) and [`json::edit::modify`]; everything else is the executable's.
 //!
-//! The lock engine and the subcommands are Unix-only today (flock(2), POSIX signals,
-//! `std::os::unix`); elsewhere the crate builds the command line, the man page and the
-//! completions, and [`run`] says the platform is unsupported.
+//! The lock engine and the subcommands run on Unix and Windows (the platform code is in
+//! `sys/unix` and `sys/windows`); elsewhere the crate builds the command line, the man
+//! page and the completions, and [`run`] says the platform is unsupported.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 // Off Unix only the command line is built: the engine's shared parts (exit codes, JSON

@@ -94,27 +94,22 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
     }
 }
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 fn deep(f: impl FnOnce() -> Result<ExitCode> + Send) -> Result<ExitCode> {
     crate::json::stack::with_deep_stack(f)
 }
 
-/// Windows (and any non-Unix system): the command line, `--help`, `--version`, the man
-/// page and the completions work; everything that takes a lock says it cannot, with the
-/// internal-error status 70 (the lock engine needs flock(2) and POSIX signals).
+/// Any system that is neither Unix nor Windows: the command line, `--help`, `--version`,
+/// the man page and the completions work; everything that takes a lock says it cannot,
+/// with the internal-error status 70.
 #[cfg(not(any(unix, windows)))]
 fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Man => man_page(),
         Command::Completions { shell } => completions(*shell),
-        _ => Err(Error::Internal(format!(
-            "{} is not supported yet (lockrun's locks need flock(2) and POSIX signals; use WSL); only --help, --version, man and completions work here",
-            if cfg!(windows) {
-                "Windows"
-            } else {
-                "this platform"
-            }
-        ))),
+        _ => Err(Error::Internal(
+            "this platform is not supported (lockrun's locks need flock(2) or LockFileEx); only --help, --version, man and completions work here".into(),
+        )),
     }
 }
 

@@ -15,7 +15,7 @@ pub(crate) mod jq;
 pub(crate) mod layout;
 pub(crate) mod order;
 pub(crate) mod pointer;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub(crate) mod regular;
 pub(crate) mod schema;
 pub(crate) mod stack;
