@@ -48,6 +48,7 @@ pub(crate) enum ChildStatus {
     #[cfg_attr(windows, allow(dead_code))]
     Signaled(i32),
     /// Stopped by this signal (SIGTSTP, SIGTTIN, SIGTTOU, SIGSTOP); it may continue.
+    #[cfg_attr(windows, allow(dead_code))]
     Stopped(i32),
 }
 

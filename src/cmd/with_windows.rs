@@ -43,7 +43,7 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
     };
     let pid = child.id();
     trace::step(|| format!("started {program} as PID {pid} in a job"));
-    if let Err(e) = guard.note_child(pid) {
+    if let Err(e) = guard.note_child(pid, None) {
         trace::step(|| format!("could not record the command in the lock: {e}"));
     }
     let deadline = args.max_hold.map(|d| Instant::now() + d);

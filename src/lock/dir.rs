@@ -442,6 +442,7 @@ fn judge_unlocked(info: &Info, since: Option<SystemTime>, judge: &Judge) -> Verd
 /// How long a taker waits for the command of a dead `with` to be gone.
 const ORPHAN_PATIENCE: Duration = Duration::from_secs(2);
 /// How long a taker lets the tree of a dead `with` end by itself before SIGKILL.
+#[cfg(unix)]
 const ORPHAN_GRACE: Duration = Duration::from_millis(50);
 
 /// A `with` killed by SIGKILL loses its flock before its command tree is gone (on
@@ -451,6 +452,16 @@ const ORPHAN_GRACE: Duration = Duration::from_millis(50);
 /// process of it runs (zombies do not). Only on this host and boot (the start token
 /// says so) and only the recorded group: a reused PID or PGID is never touched.
 /// False when something of it still runs after all that.
+///
+/// Windows: the dead holder's Job object ends the tree as the kernel closes the holder's
+/// handles; the taker waits (bounded) for the command to be gone.
+#[cfg(windows)]
+pub(crate) fn end_orphaned_command(child: u32, start: &str, _pgid: Option<u32>) -> bool {
+    wait_for_orphaned_command(child, start);
+    !sys::process_is_running(child, start)
+}
+
+#[cfg(unix)]
 pub(crate) fn end_orphaned_command(child: u32, start: &str, pgid: Option<u32>) -> bool {
     let this_boot = start
         .split_once('@')

@@ -145,6 +145,7 @@ impl LockGuard {
 
     /// Where the command of `with` records itself (`CHILD:` lines): the lock's `info`,
     /// or for a shared holder the reader gate when it is writable.
+    #[cfg(unix)]
     pub fn child_record_fd(&self) -> Option<BorrowedFd<'_>> {
         if let Some(h) = &self.held {
             return Some(h.info_file.as_fd());

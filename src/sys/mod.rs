@@ -19,7 +19,7 @@ mod windows;
 #[cfg(windows)]
 pub(crate) use windows::{
     LockHolder, PidState, boot_id, current_pid, current_uid, hostname, ignore_file_size_signal,
-    job, lock_files, parent_pid, path, pid_state, process_command, process_is_running,
+    job, lock_files, owner, parent_pid, path, pid_state, process_command, process_is_running,
     process_setup, process_start_token, rename_noreplace, replace,
 };
 

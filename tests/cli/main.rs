@@ -31,6 +31,7 @@ mod reliability;
 mod with;
 
 // a lock lasts as long as its work: command trees, terminals, acquire's owner
+#[cfg(unix)]
 mod lifetime;
 
 // the etcd backend, against real etcd servers started by the tests

@@ -170,13 +170,9 @@ fn killed_holder_next_taker_proceeds_and_its_command_tree_is_gone() {
         &["with", "-w", "15", "data.json", "--", &exe(), "--version"],
     );
     assert_code(&next, 0, "the next taker");
-    // The grandchild beats every 10 ms while it lives: the file must stop growing.
-    // On Windows the Job object ends the whole tree. On Unix only the direct child gets
-    // the parent-death signal today; the rest of the tree is issue 11's (whose own tests
-    // cover it), so the check waits for that to land.
-    if !cfg!(windows) {
-        return;
-    }
+    // The grandchild beats every 10 ms while it lives: the file must stop growing. On
+    // Windows the Job object ends the whole tree; on Unix the taker ends the dead
+    // holder's process group before it runs its command.
     let len = || fs::metadata(&beat).map(|m| m.len()).unwrap_or(0);
     let settled = Instant::now();
     let mut last = len();

@@ -188,15 +188,20 @@ fn parent_entry(pid: u32) -> Option<(u32, String)> {
     None
 }
 
+/// The parent process id of `pid`.
+pub(crate) fn parent_of(pid: u32) -> Option<u32> {
+    parent_entry(pid).map(|(parent, _)| parent)
+}
+
 /// Shells that run a program from a forked copy of themselves (MSYS2, which Git Bash is).
 const FORKING_SHELLS: &[&str] = &["bash.exe", "sh.exe", "dash.exe", "zsh.exe"];
 
-/// The shell `acquire` works for: the parent, looking past forked copies of a POSIX shell
-/// directly above it. Git Bash runs a program from a forked `bash.exe` that lives only
+/// The shell `acquire` works for, starting from `pid` (its parent, or `--owner`):
+/// looking past forked copies of a POSIX shell directly above it. Git Bash runs a program from a forked `bash.exe` that lives only
 /// as long as the program; its parent, the shell itself, is also `bash.exe`. (On Unix
 /// lockrun compares command lines; Windows keeps those in each process's own memory.)
-pub(crate) fn owner_shell() -> Option<u32> {
-    let (mut owner, _) = parent_entry(std::process::id())?;
+pub(crate) fn calling_shell(pid: u32) -> u32 {
+    let mut owner = pid;
     for _ in 0..16 {
         let Some((up, owner_name)) = parent_entry(owner) else {
             break;
@@ -209,7 +214,7 @@ pub(crate) fn owner_shell() -> Option<u32> {
             _ => break,
         }
     }
-    Some(owner)
+    owner
 }
 
 /// While the command runs, Ctrl-C and Ctrl-Break go to every process of the console:

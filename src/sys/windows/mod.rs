@@ -68,11 +68,18 @@ pub(crate) fn current_pid() -> u32 {
     std::process::id()
 }
 
-/// The shell `acquire` and `release` work for: the parent process, looking past the
-/// short-lived `bash.exe` that Git Bash forks to run a program (see `job::owner_shell`).
-/// PowerShell starts a native program as its direct child.
+/// The process that started this one (0 when it cannot be told).
 pub(crate) fn parent_pid() -> u32 {
-    job::owner_shell().unwrap_or(0)
+    job::parent_of(current_pid()).unwrap_or(0)
+}
+
+/// Who owns an `acquire` lock (`sys::owner` on Unix).
+pub mod owner {
+    /// The shell that will run `release`, from `pid` up: past the short-lived `bash.exe`
+    /// Git Bash forks to run a program. PowerShell starts a program as its direct child.
+    pub(crate) fn calling_shell(pid: u32) -> u32 {
+        super::job::calling_shell(pid)
+    }
 }
 
 /// Windows has no numeric user id; `UID:` records 0 there.
