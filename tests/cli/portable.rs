@@ -361,3 +361,22 @@ fn update_retries_a_sharing_violation() {
         assert!(left.is_empty(), "temp files left: {left:?}");
     }
 }
+
+/// `--max-hold` stops a command that overstays (SIGTERM on Unix, the whole Job object on
+/// Windows): exit 124, and the lock is free at once.
+#[test]
+fn max_hold_stops_the_command_and_frees_the_lock() {
+    let env = TestEnv::new();
+    let ready = p(&env, "m.ready");
+    let never = p(&env, "m.never");
+    let argv = with_helper(
+        &["--max-hold", "0.5", "data.json"],
+        "hold",
+        &[&ready, &never],
+    );
+    let out = run(&env, &strs(&argv));
+    assert_code(&out, 124, "a command past --max-hold");
+    assert!(env.path("m.ready").exists(), "the command never ran");
+    let status = run(&env, &["status", "data.json"]);
+    assert_code(&status, 0, "status after --max-hold");
+}
