@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use crate::helper::helper_argv;
 use crate::testenv::{PATIENCE, TestEnv, wait_output, wait_until};
 
-/// The lockrun executable under test: `LOCKRUN_TEST_EXE` when set (a build to test
-/// that cargo did not make), else the one cargo built with these tests.
+/// The lockrun executable under test (`LOCKRUN_TEST_BIN` or cargo's build).
 fn exe() -> String {
-    std::env::var("LOCKRUN_TEST_EXE").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lockrun").into())
+    crate::testenv::bin().to_string()
 }
 
 fn lockrun(env: &TestEnv, args: &[&str]) -> Command {

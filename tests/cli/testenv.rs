@@ -355,6 +355,7 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
 }
 
 /// Running as root, which ignores file permissions.
+#[cfg(unix)]
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
