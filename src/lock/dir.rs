@@ -119,6 +119,10 @@ impl Drop for Staged {
 /// and process start (this process, running) keep probers from taking it for dead. A
 /// staging directory is not kept across attempts (it would have to stay closed).
 #[cfg(windows)]
+static TRANSIENT_PUBLISH_FAILURES: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(0);
+
+#[cfg(windows)]
 pub(crate) fn publish(
     lock_dir: &Path,
     hex: &str,
@@ -143,6 +147,15 @@ pub(crate) fn publish(
         return match e.kind() {
             // Held by somebody, or a cleaner took our staging dir: try again.
             io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound => Ok(None),
+            // A virus scanner or indexer looking into the staging dir for a moment
+            // (access denied, sharing violation): try again shortly, for about 2 s in
+            // all before the error is reported.
+            _ if matches!(e.raw_os_error(), Some(5) | Some(32))
+                && TRANSIENT_PUBLISH_FAILURES.fetch_add(1, Ordering::Relaxed) < 1000 =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+                Ok(None)
+            }
             _ => Err(e),
         };
     }

@@ -379,3 +379,47 @@ fn max_hold_stops_the_command_and_frees_the_lock() {
     let status = run(&env, &["status", "data.json"]);
     assert_code(&status, 0, "status after --max-hold");
 }
+
+/// A remover that died mid-way leaves its grave (`.stale-*`, `.released-*`): a directory
+/// holding `info` on Unix, the `info` file itself on Windows. `cleanup` removes it once
+/// its lock is free and it is older than the grace period; `show` lists it before.
+#[test]
+fn cleanup_removes_a_leftover_grave() {
+    let env = TestEnv::new();
+    let hex = "a".repeat(64);
+    let grave = env.path(&format!(".locks/.stale-{hex}-dead1"));
+    fs::create_dir_all(env.path(".locks")).unwrap();
+    let info = if cfg!(windows) {
+        grave.clone()
+    } else {
+        fs::create_dir(&grave).unwrap();
+        grave.join("info")
+    };
+    fs::write(&info, "PID: 1\n").unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    for p in [&info, &grave] {
+        let f = fs::File::options()
+            .read(true)
+            .open(p)
+            .or_else(|_| fs::File::open(p));
+        if let Ok(f) = f {
+            let _ = f.set_modified(old);
+        }
+    }
+    let lock_dir = p(&env, ".locks");
+    let show = run(&env, &["show", "--lock-dir", &lock_dir]);
+    assert_code(&show, 0, "show");
+    assert!(
+        text(&show.stdout).contains("garbage"),
+        "{}",
+        text(&show.stdout)
+    );
+    let out = run(&env, &["cleanup", "--lock-dir", &lock_dir]);
+    assert_code(&out, 0, "cleanup");
+    assert!(
+        !grave.exists(),
+        "cleanup left {}: {}",
+        grave.display(),
+        text(&out.stdout)
+    );
+}
