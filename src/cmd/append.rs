@@ -45,8 +45,7 @@ fn append_line(path: &std::path::Path, line: &str) -> Result<()> {
     opts.read(true).append(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o666);
-    let mut file = js::regular::open(path, &mut opts)
-    .map_err(|e| {
+    let mut file = js::regular::open(path, &mut opts).map_err(|e| {
         // Only creating the file needs the directory to be writable.
         let e = if existed {
             e

@@ -82,11 +82,8 @@ pub fn open(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     // Windows has no FIFO to block on; a virus scanner or an indexer may have the file
     // open without sharing for a moment, which is retried.
     #[cfg(windows)]
-    let file = crate::sys::replace::open_retrying(
-        path,
-        options,
-        crate::sys::replace::SHARING_PATIENCE,
-    )?;
+    let file =
+        crate::sys::replace::open_retrying(path, options, crate::sys::replace::SHARING_PATIENCE)?;
     let ft = file.metadata()?.file_type();
     if !ft.is_file() {
         return Err(io::Error::other(NotRegular(kind(&ft))));

@@ -44,6 +44,11 @@ pub(crate) fn wide(path: &Path) -> Vec<u16> {
     OsStr::new(path).encode_wide().chain([0]).collect()
 }
 
+/// Windows has no per-process file size limit (`ulimit -f`).
+pub(crate) fn file_size_limit() -> Option<u64> {
+    None
+}
+
 /// No SIGXFSZ on Windows.
 pub(crate) fn ignore_file_size_signal() {}
 
