@@ -72,6 +72,10 @@ fn color_choice() -> clap::ColorChoice {
 
 #[cfg(any(unix, windows))]
 fn dispatch(cli: &Cli) -> Result<ExitCode> {
+    #[cfg(windows)]
+    if let Some(backend) = backend_args(&cli.command) {
+        backend.refuse_etcd()?;
+    }
     match &cli.command {
         Command::With(args) => cmd::with::run(args, cli.quiet),
         // The JSON commands recurse once per nesting level of a document or a filter.
@@ -91,6 +95,31 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Unlock(args) => cmd::unlock::run(args, cli.quiet),
         Command::Acquire(args) => cmd::acquire::run(args, cli.quiet),
         Command::Release(args) => cmd::release::run(args, cli.quiet),
+    }
+}
+
+/// The `--backend` options of a command that has them (every arm named, so that a new
+/// command must say whether it takes a backend).
+#[cfg(windows)]
+fn backend_args(command: &Command) -> Option<&crate::cli::BackendArgs> {
+    match command {
+        Command::With(a) => Some(&a.lock.backend),
+        Command::Update(a) => Some(&a.common.lock.backend),
+        Command::Set(a) => Some(&a.common.lock.backend),
+        Command::Get(a) => Some(&a.lock.backend),
+        Command::Delete(a) => Some(&a.common.lock.backend),
+        Command::Patch(a) => Some(&a.common.lock.backend),
+        Command::Append(a) => Some(&a.lock.backend),
+        Command::Read(a) => Some(&a.lock.backend),
+        Command::Write(a) => Some(&a.common.lock.backend),
+        Command::Status(a) => Some(&a.backend),
+        Command::Unlock(a) => Some(&a.backend),
+        Command::Acquire(a) => Some(&a.lock.backend),
+        Command::Man
+        | Command::Completions { .. }
+        | Command::Show(_)
+        | Command::Cleanup(_)
+        | Command::Release(_) => None,
     }
 }
 

@@ -26,6 +26,7 @@ pub(crate) mod read;
 pub(crate) mod update;
 pub(crate) mod write;
 
+#[cfg(unix)]
 mod etcd_admin;
 
 use std::path::Path;

@@ -11,6 +11,7 @@
 //! - `--inherit` and `-F/--exec` need Unix descriptor passing and `exec`: refused.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::cli::WithArgs;
@@ -27,14 +28,28 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
             if args.exec { "-F/--exec" } else { "--inherit" }
         )));
     }
+    // With --name there is no FILE: clap gave the command's first word to FILE.
+    let named = args.lock.backend.name.is_some();
+    let (file, argv): (PathBuf, Vec<OsString>) = match &args.file {
+        Some(first) if named => {
+            let mut argv = vec![first.clone().into_os_string()];
+            argv.extend(args.command.iter().cloned());
+            (PathBuf::new(), argv)
+        }
+        Some(file) => (file.clone(), args.command.clone()),
+        None => (PathBuf::new(), args.command.clone()),
+    };
+    if argv.is_empty() {
+        return Err(Error::usage("with: no COMMAND to run"));
+    }
     let mut opts = super::options::lock_options(&args.lock, quiet);
     opts.shared = args.shared;
-    opts.command = Some(quote_command(&args.command));
-    let mut guard = lock::acquire(&args.file, &opts)?;
+    opts.command = Some(quote_command(&argv));
+    let mut guard = lock::acquire(&file, &opts)?;
 
-    let program = args.command[0].to_string_lossy().into_owned();
+    let program = argv[0].to_string_lossy().into_owned();
     job::ignore_console_interrupts();
-    let mut child = match job::spawn_in_job(&args.command[0], &args.command[1..]) {
+    let mut child = match job::spawn_in_job(&argv[0], &argv[1..]) {
         Ok(child) => child,
         Err(source) => {
             guard.release()?;

@@ -39,7 +39,7 @@ impl LockKey {
     /// bytes, so a name that spells a canonical path is the same lock as that file's,
     /// in the same lock directory.
     pub(crate) fn for_name(name: &str) -> Result<Self> {
-        if let Some(why) = crate::lock::etcd::lock::name_problem(name) {
+        if let Some(why) = name_problem(name) {
             return Err(Error::usage(format!("--name {name:?}: a lock name {why}")));
         }
         Ok(LockKey {
@@ -71,6 +71,23 @@ impl LockKey {
             .parent()
             .unwrap_or(Path::new("/"))
             .join(".locks")
+    }
+}
+
+/// Why a name cannot be a lock name; `None` when it can.
+pub(crate) fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.contains('\0') || name.contains('\n') || name.contains('\r') {
+        Some("contains a NUL or a line break")
+    } else if name.contains("//") {
+        Some("contains '//'")
+    } else if name.ends_with('/') {
+        Some("ends with '/'")
+    } else if name.len() > 4096 {
+        Some("is longer than 4096 bytes")
+    } else {
+        None
     }
 }
 

@@ -34,7 +34,9 @@ mod with;
 #[cfg(unix)]
 mod lifetime;
 
-// the etcd backend, against real etcd servers started by the tests
+// the etcd backend, against real etcd servers started by the tests (the backend is
+// built on Unix only; portable.rs checks that Windows refuses it)
+#[cfg(unix)]
 mod etcd;
 
 // --name NAME on the local backend

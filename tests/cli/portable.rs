@@ -23,6 +23,7 @@ fn lockrun(env: &TestEnv, args: &[&str]) -> Command {
         .env_remove("LOCKRUN_DIR")
         .env_remove("LOCKRUN_TIMEOUT")
         .env_remove("LOCKRUN_DEBUG")
+        .env_remove("LOCKRUN_BACKEND")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -421,5 +422,134 @@ fn cleanup_removes_a_leftover_grave() {
         "cleanup left {}: {}",
         grave.display(),
         text(&out.stdout)
+    );
+}
+
+/// `--name NAME` locks a name, not a path, in the state directory: the same lock from any
+/// directory, busy while held, free once released.
+#[test]
+fn a_name_is_one_lock_from_any_directory() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.path("a/b")).unwrap();
+    let state = p(&env, "state");
+    let ready = p(&env, "h.ready");
+    let go_file = p(&env, "h.go");
+    let argv = with_helper(
+        &["-w", "20", "--name", "nightly"],
+        "hold",
+        &[&ready, &go_file],
+    );
+    let holder = lockrun(&env, &strs(&argv))
+        .env("XDG_STATE_HOME", &state)
+        .spawn()
+        .expect("spawn lockrun");
+    wait_until("the holder of --name nightly", || {
+        env.path("h.ready").exists()
+    });
+    let busy = wait_output(
+        lockrun(
+            &env,
+            &["with", "-n", "--name", "nightly", "--", &exe(), "--version"],
+        )
+        .current_dir(env.path("a/b"))
+        .env("XDG_STATE_HOME", &state)
+        .spawn()
+        .expect("spawn lockrun"),
+        PATIENCE,
+    );
+    assert_code(
+        &busy,
+        75,
+        "--name nightly from another directory while held",
+    );
+    assert!(
+        text(&busy.stderr).starts_with("lockrun: nightly is locked by "),
+        "{:?}",
+        text(&busy.stderr)
+    );
+    go(&env, "h");
+    assert_code(&wait_output(holder, PATIENCE), 0, "the holder");
+    let free = wait_output(
+        lockrun(
+            &env,
+            &["with", "-n", "--name", "nightly", "--", &exe(), "--version"],
+        )
+        .env("XDG_STATE_HOME", &state)
+        .spawn()
+        .expect("spawn lockrun"),
+        PATIENCE,
+    );
+    assert_code(&free, 0, "--name nightly once released");
+}
+
+/// The etcd backend is built on Unix only: on Windows `--backend` and LOCKRUN_BACKEND
+/// are refused with one line and 69 (as `etcds://` is off Linux) before any lock is
+/// taken or the command runs, instead of silently taking a local lock that other
+/// machines never see. An empty LOCKRUN_BACKEND still means the local lock directory.
+#[cfg(windows)]
+#[test]
+fn windows_refuses_the_etcd_backend() {
+    let env = TestEnv::new();
+    env.write("data.json", "{}");
+    let url = "etcd://127.0.0.1:2379";
+    let want =
+        format!("lockrun: --backend {url}: the etcd backend is built into lockrun on Unix only");
+    let ready = p(&env, "ran");
+    let go_file = p(&env, "go");
+    fs::write(&go_file, "").unwrap();
+    let by_option = with_helper(
+        &["--backend", url, "data.json"],
+        "hold",
+        &[&ready, &go_file],
+    );
+    let plain = with_helper(&["data.json"], "hold", &[&ready, &go_file]);
+    let refused: Vec<(String, Output)> = vec![
+        ("with --backend".into(), run(&env, &strs(&by_option))),
+        (
+            "with under LOCKRUN_BACKEND".into(),
+            wait_output(
+                lockrun(&env, &strs(&plain))
+                    .env("LOCKRUN_BACKEND", url)
+                    .spawn()
+                    .expect("spawn lockrun"),
+                PATIENCE,
+            ),
+        ),
+        (
+            "update --backend".into(),
+            run(&env, &["update", "--backend", url, "data.json", "."]),
+        ),
+        (
+            "status --backend".into(),
+            run(&env, &["status", "--backend", url, "data.json"]),
+        ),
+        (
+            "unlock --backend".into(),
+            run(&env, &["unlock", "--backend", url, "data.json"]),
+        ),
+    ];
+    for (what, out) in &refused {
+        assert_code(out, 69, what);
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err:?}");
+        assert!(err.starts_with(&want), "{what}: {err:?}");
+        assert!(!env.path("ran").exists(), "{what}: the command ran");
+        assert!(
+            !env.path(".locks").exists(),
+            "{what}: a local lock was taken"
+        );
+    }
+    assert_eq!(env.read("data.json"), "{}", "the file is unchanged");
+    let local = wait_output(
+        lockrun(&env, &strs(&plain))
+            .env("LOCKRUN_BACKEND", "")
+            .spawn()
+            .expect("spawn lockrun"),
+        PATIENCE,
+    );
+    assert_code(&local, 0, "with under an empty LOCKRUN_BACKEND");
+    assert!(
+        env.path("ran").exists(),
+        "the command ran under the local lock"
     );
 }
