@@ -44,8 +44,11 @@ pub(crate) enum ExitCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ChildStatus {
     Exited(i32),
+    // Windows has no signals: a command's end is always an exit status there.
+    #[cfg_attr(windows, allow(dead_code))]
     Signaled(i32),
     /// Stopped by this signal (SIGTSTP, SIGTTIN, SIGTTOU, SIGSTOP); it may continue.
+    #[cfg_attr(windows, allow(dead_code))]
     Stopped(i32),
 }
 

@@ -4,22 +4,20 @@
 //! The library's API for Rust callers is [`acquire`] (with [`LockOptions`], returning a
 //! [`LockGuard`]) and [`json::edit::modify`]; everything else is the executable's.
 //!
-//! The lock engine and the subcommands are Unix-only today (flock(2), POSIX signals,
-//! `std::os::unix`); elsewhere the crate builds the command line, the man page and the
-//! completions, and [`run`] says the platform is unsupported.
+//! The lock engine and the subcommands run on Unix and Windows (the platform code is in
+//! `sys/unix` and `sys/windows`); elsewhere the crate builds the command line, the man
+//! page and the completions, and [`run`] says the platform is unsupported.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 // Off Unix only the command line is built: the engine's shared parts (exit codes, JSON
 // parsing, the argument translation) have no caller there yet.
-#![cfg_attr(not(unix), allow(dead_code))]
+#![cfg_attr(not(any(unix, windows)), allow(dead_code))]
 
 mod cli;
-#[cfg(unix)]
 mod cmd;
 mod error;
 mod exit_code;
 pub mod json;
-#[cfg(unix)]
 pub mod lock;
 mod man;
 mod quote;
@@ -32,7 +30,8 @@ mod proptests;
 
 pub use error::Error;
 #[cfg(unix)]
-pub use lock::{EtcdSettings, LockGuard, LockOptions, acquire};
+pub use lock::EtcdSettings;
+pub use lock::{LockGuard, LockOptions, acquire};
 pub use run::run;
 
 /// What the executable does before [`run`]; not part of the library API.

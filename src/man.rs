@@ -1,5 +1,6 @@
 //! The man page, generated from the clap definition plus the sections clap cannot know
-//! (every subcommand's options, EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES, SEE ALSO).
+//! (every subcommand's options, EXIT STATUS, ENVIRONMENT, FILES, PLATFORMS, EXAMPLES, NOTES,
+//! SEE ALSO).
 //! `man/lockrun.1` is this output; a test fails when the checked-in copy is stale.
 
 use std::io::{self, Write};
@@ -91,6 +92,18 @@ const NOTES: &[(&str, &str)] = &[
     ),
 ];
 
+const PLATFORMS: &[(&str, &str)] = &[
+    ("Linux", "Everything described here."),
+    (
+        "macOS",
+        "The same locks and commands. Lacking: a parent-death signal (after a SIGKILL of lockrun its command tree runs on until the next taker ends it, see NOTES) and /proc/locks (show counts shared holders but cannot name them).",
+    ),
+    (
+        "Windows",
+        "The same layout, commands, messages and exit codes, with these differences. The key is the path in its plain form (C:\\..., \\\\server\\share\\...; \\\\?\\ forms and forward slashes normalised, the drive letter upper case), case-folded before hashing because Windows file names compare without case. The holder keeps LockFileEx on one byte far past the end of info (a Windows lock is mandatory, and a whole-file lock would hide info from readers). A lock directory is renamed into place with its info closed and locked just after, and released or broken by moving info itself out (Windows cannot rename a directory that has an open file in it); the holder's running process (PID and creation time) vouches for it in between. with runs the command in a Job object that ends with lockrun (JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE; created suspended, assigned, then resumed), so nothing of the command outlives the lock; Ctrl-C and Ctrl-Break reach the command and lockrun exits with its status; --max-hold ends the whole job at once (no SIGTERM on Windows, so --kill-after has no effect); --inherit and -F/--exec are refused (usage error). acquire's owner is the calling shell (PowerShell, or Git Bash past its forked bash.exe), identified by PID and creation time; its COMMAND stays empty. A replace uses ReplaceFileW (the old file's attributes and ACL stay), a read or replace retries sharing violations (virus scanners, indexers) for up to 10 s. show cannot name shared holders. UID is recorded as 0. --name locks work as on Unix; the etcd backend is built on Unix only, so --backend (or a non-empty LOCKRUN_BACKEND) is refused with one line and exit 69 before anything is locked or run.",
+    ),
+];
+
 const EXAMPLES: &[(&str, &str)] = &[
     (
         "lockrun with state.json -- ./update-state.sh",
@@ -142,6 +155,7 @@ pub(crate) fn render() -> io::Result<Vec<u8>> {
     section(&mut out, "EXIT STATUS", DOCUMENTED)?;
     section(&mut out, "ENVIRONMENT", ENVIRONMENT)?;
     section(&mut out, "FILES", FILES)?;
+    section(&mut out, "PLATFORMS", PLATFORMS)?;
     section(&mut out, "EXAMPLES", EXAMPLES)?;
     section(&mut out, "NOTES", NOTES)?;
     // The on-disk protocol is a page of its own (man/lockrun-protocol.5, checked by

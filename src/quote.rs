@@ -54,6 +54,7 @@ pub fn quote_os(text: &OsStr) -> Cow<'_, str> {
 }
 
 /// Bytes that may not be UTF-8 (an `info` line, a lock-directory entry name).
+#[cfg_attr(not(unix), allow(dead_code))] // Unix OS text only; its tests run everywhere.
 pub fn quote_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 8);
     for chunk in bytes.utf8_chunks() {

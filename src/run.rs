@@ -8,7 +8,7 @@ use std::io::Write;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 use crate::cmd;
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
@@ -70,8 +70,12 @@ fn color_choice() -> clap::ColorChoice {
     }
 }
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 fn dispatch(cli: &Cli) -> Result<ExitCode> {
+    #[cfg(windows)]
+    if let Some(backend) = backend_args(&cli.command) {
+        backend.refuse_etcd()?;
+    }
     match &cli.command {
         Command::With(args) => cmd::with::run(args, cli.quiet),
         // The JSON commands recurse once per nesting level of a document or a filter.
@@ -94,27 +98,47 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
     }
 }
 
-#[cfg(unix)]
+/// The `--backend` options of a command that has them (every arm named, so that a new
+/// command must say whether it takes a backend).
+#[cfg(windows)]
+fn backend_args(command: &Command) -> Option<&crate::cli::BackendArgs> {
+    match command {
+        Command::With(a) => Some(&a.lock.backend),
+        Command::Update(a) => Some(&a.common.lock.backend),
+        Command::Set(a) => Some(&a.common.lock.backend),
+        Command::Get(a) => Some(&a.lock.backend),
+        Command::Delete(a) => Some(&a.common.lock.backend),
+        Command::Patch(a) => Some(&a.common.lock.backend),
+        Command::Append(a) => Some(&a.lock.backend),
+        Command::Read(a) => Some(&a.lock.backend),
+        Command::Write(a) => Some(&a.common.lock.backend),
+        Command::Status(a) => Some(&a.backend),
+        Command::Unlock(a) => Some(&a.backend),
+        Command::Acquire(a) => Some(&a.lock.backend),
+        Command::Man
+        | Command::Completions { .. }
+        | Command::Show(_)
+        | Command::Cleanup(_)
+        | Command::Release(_) => None,
+    }
+}
+
+#[cfg(any(unix, windows))]
 fn deep(f: impl FnOnce() -> Result<ExitCode> + Send) -> Result<ExitCode> {
     crate::json::stack::with_deep_stack(f)
 }
 
-/// Windows (and any non-Unix system): the command line, `--help`, `--version`, the man
-/// page and the completions work; everything that takes a lock says it cannot, with the
-/// internal-error status 70 (the lock engine needs flock(2) and POSIX signals).
-#[cfg(not(unix))]
+/// Any system that is neither Unix nor Windows: the command line, `--help`, `--version`,
+/// the man page and the completions work; everything that takes a lock says it cannot,
+/// with the internal-error status 70.
+#[cfg(not(any(unix, windows)))]
 fn dispatch(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Man => man_page(),
         Command::Completions { shell } => completions(*shell),
-        _ => Err(Error::Internal(format!(
-            "{} is not supported yet (lockrun's locks need flock(2) and POSIX signals; use WSL); only --help, --version, man and completions work here",
-            if cfg!(windows) {
-                "Windows"
-            } else {
-                "this platform"
-            }
-        ))),
+        _ => Err(Error::Internal(
+            "this platform is not supported (lockrun's locks need flock(2) or LockFileEx); only --help, --version, man and completions work here".into(),
+        )),
     }
 }
 

@@ -95,6 +95,21 @@ impl BackendArgs {
     }
 }
 
+#[cfg(windows)]
+impl BackendArgs {
+    /// The etcd backend is built on Unix only: a `--backend`/LOCKRUN_BACKEND URL is
+    /// refused as `etcds://` is off Linux (unavailable, 69) rather than ignored, which
+    /// would take a local lock that other machines never see.
+    pub(crate) fn refuse_etcd(&self) -> crate::error::Result<()> {
+        match self.backend.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => Err(crate::error::Error::Etcd(format!(
+                "--backend {url}: the etcd backend is built into lockrun on Unix only, for now; on Windows locks live in a lock directory (unset --backend/LOCKRUN_BACKEND)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 // Options of every command that takes a lock. (A plain comment: with deferred
 // subcommands, a flattened struct's doc comment would replace the subcommand's about.)
 #[derive(Debug, Clone, Args)]

@@ -22,6 +22,7 @@ pub(crate) fn run(args: &AcquireArgs, quiet: bool) -> Result<ExitCode> {
         )));
     }
     let mut opts = super::options::lock_options(&args.lock, quiet);
+    #[cfg(unix)]
     if opts.etcd.is_some() {
         return Err(Error::usage(
             "acquire/release with an etcd backend are not supported yet (nothing would keep the lease alive after lockrun exits); use `lockrun with`",

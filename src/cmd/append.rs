@@ -3,7 +3,6 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 
 use crate::cli::AppendArgs;
 use crate::error::{Error, Result};
@@ -42,15 +41,11 @@ fn append_line(path: &std::path::Path, line: &str) -> Result<()> {
     crate::sys::ignore_file_size_signal();
     let io_err = |e| Error::io(path, e);
     let existed = path.exists();
-    let mut file = js::regular::open(
-        path,
-        OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o666),
-    )
-    .map_err(|e| {
+    let mut opts = OpenOptions::new();
+    opts.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o666);
+    let mut file = js::regular::open(path, &mut opts).map_err(|e| {
         // Only creating the file needs the directory to be writable.
         let e = if existed {
             e

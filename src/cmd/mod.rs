@@ -10,6 +10,12 @@ pub(crate) mod release;
 pub(crate) mod show;
 pub(crate) mod status;
 pub(crate) mod unlock;
+#[cfg(unix)]
+pub(crate) mod with;
+// Windows: the command runs in a Job object (sys/windows/job.rs) instead of under
+// POSIX signals.
+#[cfg(windows)]
+#[path = "with_windows.rs"]
 pub(crate) mod with;
 
 pub(crate) mod append;
@@ -20,6 +26,7 @@ pub(crate) mod read;
 pub(crate) mod update;
 pub(crate) mod write;
 
+#[cfg(unix)]
 mod etcd_admin;
 
 use std::path::Path;

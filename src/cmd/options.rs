@@ -23,6 +23,7 @@ pub(crate) fn lock_options(args: &LockArgs, quiet: bool) -> LockOptions {
         stale_after: args.stale_after,
         notice_after: if quiet { None } else { Some(WAIT_NOTICE_AFTER) },
         name: args.backend.name.clone(),
+        #[cfg(unix)]
         etcd: args.backend.etcd(),
         ..LockOptions::default()
     }

@@ -11,6 +11,7 @@ use super::lock_report;
 
 pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
     let key = super::lock_key(args.file.as_deref(), args.backend.name.as_deref())?;
+    #[cfg(unix)]
     if let Some(settings) = args.backend.etcd() {
         return super::etcd_admin::status(&key, &settings, args.json);
     }

@@ -15,6 +15,7 @@ const ATTEMPTS: usize = 20;
 
 pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
     let key = super::lock_key(args.file.as_deref(), args.backend.name.as_deref())?;
+    #[cfg(unix)]
     if let Some(settings) = args.backend.etcd() {
         return super::etcd_admin::unlock(&key, &settings, args.force, quiet);
     }

@@ -5,6 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+#[cfg(unix)]
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -135,6 +136,7 @@ pub(crate) fn replace_deferred_with(
     ));
     // Signals that would kill us are held back while the temp file exists: they take
     // effect after the rename or after the temp file is removed.
+    #[cfg(unix)]
     let mask = sys::SignalMask::block(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT])
         .map_err(|e| Error::Internal(format!("cannot block signals: {e}")))?;
     let written = write_tmp(&tmp, write, like).map(drop);
@@ -143,21 +145,49 @@ pub(crate) fn replace_deferred_with(
         && let Err(e) = confirm()
     {
         let _ = fs::remove_file(&tmp);
+        #[cfg(unix)]
         drop(mask);
         return Err(e);
     }
-    let result = written.and_then(|()| fs::rename(&tmp, real));
+    let result = written.and_then(|()| rename_over(&tmp, real));
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
+        #[cfg(unix)]
         drop(mask);
         return Err(Error::io(shown, e));
     }
+    #[cfg(unix)]
     drop(mask);
     Ok(Replaced {
         dir: dir.to_path_buf(),
     })
 }
 
+#[cfg(unix)]
+fn rename_over(tmp: &Path, real: &Path) -> io::Result<()> {
+    fs::rename(tmp, real)
+}
+
+/// Windows: `ReplaceFileW` keeps the old file's attributes and ACL; sharing violations
+/// are retried for up to SHARING_PATIENCE.
+#[cfg(windows)]
+fn rename_over(tmp: &Path, real: &Path) -> io::Result<()> {
+    sys::replace::replace_file(tmp, real, sys::replace::SHARING_PATIENCE)
+}
+
+#[cfg(windows)]
+fn write_tmp(
+    tmp: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    _like: Option<&fs::Metadata>,
+) -> io::Result<File> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
+    write(&mut file)?;
+    file.sync_all()?;
+    Ok(file)
+}
+
+#[cfg(unix)]
 fn write_tmp(
     tmp: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
@@ -189,7 +219,17 @@ fn write_tmp(
 
 /// Flushes a directory entry change (rename, create) to disk.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    // Windows cannot flush a directory handle; MOVEFILE_WRITE_THROUGH and ReplaceFileW
+    // have made the entry durable.
+    #[cfg(windows)]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 fn unique() -> String {

@@ -1,15 +1,15 @@
 //! `--backup[=simple|numbered]`: GNU names (`FILE~`, `FILE.~N~`), written completely and
 //! synced (via the same atomic replace) before the target is replaced.
 
-// Writing backups is Unix-only (the atomic replace); the kinds are part of the CLI.
-#[cfg(unix)]
+// Writing backups needs the atomic replace (Unix and Windows); the kinds are part of the CLI.
+#[cfg(any(unix, windows))]
 use std::fs;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 use std::path::{Path, PathBuf};
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 use crate::error::{Error, Result};
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 use crate::json::atomic;
 
 /// The GNU backup "version control" methods lockrun supports.
@@ -23,7 +23,7 @@ pub enum BackupKind {
 
 /// Saves `original` (the bytes of `real` before the change) as a backup of `real`, and
 /// prunes numbered backups to the newest `keep`. Returns the backup's path.
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub(crate) fn save(
     real: &Path,
     original: &[u8],
@@ -69,7 +69,7 @@ pub(crate) fn save(
 }
 
 /// Existing `NAME.~N~` files in `dir`, by ascending N.
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 fn numbered(dir: &Path, name: &str) -> Result<Vec<(u64, PathBuf)>> {
     let prefix = format!("{name}.~");
     let mut found = Vec::new();

@@ -1,13 +1,13 @@
 //! JSON under the lock: parse with precise errors, transform (jaq filters, JSON
 //! Pointer, JSON Patch), validate, and replace the file atomically in its own layout.
 
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub(crate) mod atomic;
 pub(crate) mod backup;
 pub(crate) mod depth;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub mod edit;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub(crate) mod file;
 pub(crate) mod filter;
 pub(crate) mod guard;
@@ -15,7 +15,7 @@ pub(crate) mod jq;
 pub(crate) mod layout;
 pub(crate) mod order;
 pub(crate) mod pointer;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 pub(crate) mod regular;
 pub(crate) mod schema;
 pub(crate) mod stack;

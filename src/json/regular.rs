@@ -8,12 +8,26 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+#[cfg(unix)]
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
 /// What a file is, in the words of the refusal: "a FIFO", "a directory", ...
+#[cfg(windows)]
+pub fn kind(ft: &fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symlink"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// What a file is, in the words of the refusal: "a FIFO", "a directory", ...
+#[cfg(unix)]
 pub fn kind(ft: &fs::FileType) -> &'static str {
     if ft.is_dir() {
         "a directory"
@@ -63,7 +77,13 @@ pub fn check(path: &Path) -> Result<()> {
 /// Opens `path` with `options`, never blocking on a FIFO, and refuses what is not a
 /// regular file. `NotFound` is passed through for the caller to decide.
 pub fn open(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    #[cfg(unix)]
     let file = options.custom_flags(libc::O_NONBLOCK).open(path)?;
+    // Windows has no FIFO to block on; a virus scanner or an indexer may have the file
+    // open without sharing for a moment, which is retried.
+    #[cfg(windows)]
+    let file =
+        crate::sys::replace::open_retrying(path, options, crate::sys::replace::SHARING_PATIENCE)?;
     let ft = file.metadata()?.file_type();
     if !ft.is_file() {
         return Err(io::Error::other(NotRegular(kind(&ft))));

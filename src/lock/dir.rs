@@ -7,9 +7,10 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(unix)]
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::flock;
@@ -24,6 +25,7 @@ pub(crate) const INFOLESS_GRACE: Duration = Duration::from_secs(2);
 
 /// Set once a filesystem refused the no-replace rename: later publishes go straight to
 /// the mkdir fallback.
+#[cfg(unix)]
 static NO_RENAME_NOREPLACE: AtomicBool = AtomicBool::new(false);
 
 /// A lock directory we created and hold.
@@ -110,9 +112,76 @@ impl Drop for Staged {
     }
 }
 
+/// Windows: creates the lock and returns it with its `info` locked, or `None` when
+/// someone else holds `<hex>.lock`. NTFS refuses to rename a directory with an open file
+/// in it, so the staging directory is renamed into place with its complete `info`
+/// closed, and the `info` is opened and locked right after; meanwhile the `info`'s PID
+/// and process start (this process, running) keep probers from taking it for dead. A
+/// staging directory is not kept across attempts (it would have to stay closed).
+#[cfg(windows)]
+static TRANSIENT_PUBLISH_FAILURES: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(0);
+
+#[cfg(windows)]
+pub(crate) fn publish(
+    lock_dir: &Path,
+    hex: &str,
+    info: &Info,
+    _staged: &mut Option<Staged>,
+) -> io::Result<Option<HeldDir>> {
+    let lock_path = lock_dir.join(format!("{hex}.lock"));
+    let nonce = info.nonce.clone().unwrap_or_else(new_nonce);
+    let path = lock_dir.join(format!(".tmp-{hex}-{}", new_nonce()));
+    flock::dir_builder().create(&path)?;
+    let staged_id = match flock::create_locked_info(&path, info.render().as_bytes())
+        .and_then(|file| flock::id_of(&file))
+    {
+        Ok(id) => id,
+        Err(e) => {
+            remove_private_dir(&path);
+            return Err(e);
+        }
+    };
+    if let Err(e) = sys::rename_noreplace(&path, &lock_path) {
+        remove_private_dir(&path);
+        return match e.kind() {
+            // Held by somebody, or a cleaner took our staging dir: try again.
+            io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound => Ok(None),
+            // A virus scanner or indexer looking into the staging dir for a moment
+            // (access denied, sharing violation): try again shortly, for about 2 s in
+            // all before the error is reported.
+            _ if matches!(e.raw_os_error(), Some(5) | Some(32))
+                && TRANSIENT_PUBLISH_FAILURES.fetch_add(1, Ordering::Relaxed) < 1000 =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+                Ok(None)
+            }
+            _ => Err(e),
+        };
+    }
+    let info_file = match flock::lock_published_info(&lock_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if flock::id_of(&info_file)? != staged_id {
+        // Forced out (`unlock --force`) in that instant, and somebody else's now.
+        return Ok(None);
+    }
+    trace::step(|| format!("published {}", lock_path.display()));
+    Ok(Some(HeldDir {
+        lock_path,
+        lock_dir: lock_dir.to_path_buf(),
+        hex: hex.to_string(),
+        info_file,
+        nonce,
+    }))
+}
+
 /// Creates the lock with its `info` already flocked and complete, or returns `None`
 /// when someone else holds `<hex>.lock`. `staged` carries the prepared directory from
 /// one attempt to the next.
+#[cfg(unix)]
 pub(crate) fn publish(
     lock_dir: &Path,
     hex: &str,
@@ -126,7 +195,7 @@ pub(crate) fn publish(
             Some(stage) => stage,
             None => {
                 let path = lock_dir.join(format!(".tmp-{hex}-{nonce}"));
-                fs::DirBuilder::new().mode(0o755).create(&path)?;
+                flock::dir_builder().create(&path)?;
                 let info_file = match flock::create_locked_info(&path, info.render().as_bytes()) {
                     Ok(f) => f,
                     Err(e) => {
@@ -173,7 +242,7 @@ pub(crate) fn publish(
     }
     // Fallback: mkdir is atomic too, but the lock is visible before its info exists;
     // probers give such a directory INFOLESS_GRACE.
-    match fs::DirBuilder::new().mode(0o755).create(&lock_path) {
+    match flock::dir_builder().create(&lock_path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
         Err(e) => return Err(e),
@@ -205,9 +274,7 @@ pub(crate) fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
     let dir = match flock::open_dir_nofollow(lock_path) {
         Ok(dir) => dir,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Probe::Free),
-        Err(e)
-            if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) =>
-        {
+        Err(e) if flock::is_not_a_lock(&e) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
@@ -219,7 +286,7 @@ pub(crate) fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
         Err(e) => return Err(e),
     };
     let dir_meta = flock::dir_metadata(&dir)?;
-    let dir_id = flock::file_id(&dir_meta);
+    let dir_id = flock::dir_id(&dir)?;
     let dir_age = dir_meta
         .modified()
         .ok()
@@ -227,7 +294,7 @@ pub(crate) fn probe(lock_path: &Path, judge: &Judge) -> io::Result<Probe> {
         .unwrap_or_default();
     let file = match flock::open_info_in(&dir) {
         Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+        Err(e) if flock::is_not_a_lock(&e) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
@@ -341,6 +408,18 @@ fn judge_unlocked(info: &Info, since: Option<SystemTime>, judge: &Judge) -> Verd
         return Verdict::Creating;
     };
     if info.liveness == Some(Liveness::Flock) {
+        // Windows: a holder publishes its lock with `info` closed and locks it just after
+        // (a directory with an open file cannot be renamed there), and moves it out
+        // before letting go; in between, its running process is the proof of life.
+        #[cfg(windows)]
+        if info.hostname.as_deref() == Some(sys::hostname().as_str())
+            && match info.pid_start.as_deref() {
+                Some(start) => sys::process_is_running(pid, start),
+                None => sys::pid_state(pid) == sys::PidState::Alive,
+            }
+        {
+            return Verdict::Alive;
+        }
         return Verdict::Dead(format!("holder PID {pid} exited (its flock is gone)"));
     }
     let here = sys::hostname();
@@ -376,6 +455,7 @@ fn judge_unlocked(info: &Info, since: Option<SystemTime>, judge: &Judge) -> Verd
 /// How long a taker waits for the command of a dead `with` to be gone.
 const ORPHAN_PATIENCE: Duration = Duration::from_secs(2);
 /// How long a taker lets the tree of a dead `with` end by itself before SIGKILL.
+#[cfg(unix)]
 const ORPHAN_GRACE: Duration = Duration::from_millis(50);
 
 /// A `with` killed by SIGKILL loses its flock before its command tree is gone (on
@@ -385,6 +465,16 @@ const ORPHAN_GRACE: Duration = Duration::from_millis(50);
 /// process of it runs (zombies do not). Only on this host and boot (the start token
 /// says so) and only the recorded group: a reused PID or PGID is never touched.
 /// False when something of it still runs after all that.
+///
+/// Windows: the dead holder's Job object ends the tree as the kernel closes the holder's
+/// handles; the taker waits (bounded) for the command to be gone.
+#[cfg(windows)]
+pub(crate) fn end_orphaned_command(child: u32, start: &str, _pgid: Option<u32>) -> bool {
+    wait_for_orphaned_command(child, start);
+    !sys::process_is_running(child, start)
+}
+
+#[cfg(unix)]
 pub(crate) fn end_orphaned_command(child: u32, start: &str, pgid: Option<u32>) -> bool {
     let this_boot = start
         .split_once('@')
@@ -453,13 +543,11 @@ pub(crate) fn release(held: HeldDir) -> Result<(), ReleaseError> {
             held.lock_path.display()
         ))
     };
-    let ours = held
-        .info_file
-        .metadata()
-        .map_err(|e| ReleaseError::Io(held.lock_path.clone(), e))?;
+    let ours =
+        flock::id_of(&held.info_file).map_err(|e| ReleaseError::Io(held.lock_path.clone(), e))?;
     let id = Identity {
         dir: None,
-        info: Some(flock::file_id(&ours)),
+        info: Some(ours),
     };
     let grave = grave_path(&held.lock_dir, Grave::Released, &held.hex, &held.nonce);
     match removal::bury(&held.lock_path, &id, &grave) {

@@ -22,6 +22,25 @@ pub(crate) fn file_id(meta: &fs::Metadata) -> FileId {
     (meta.dev(), meta.ino())
 }
 
+/// A `DirBuilder` for lock directories: mode 0755 under the umask.
+pub(crate) fn dir_builder() -> fs::DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut b = fs::DirBuilder::new();
+    b.mode(0o755);
+    b
+}
+
+/// The identity of an open file.
+pub(crate) fn id_of(file: &File) -> io::Result<FileId> {
+    Ok(file_id(&file.metadata()?))
+}
+
+/// True for the errors that say "a symlink or a file is in the place of a lock directory
+/// or its `info`" (`O_NOFOLLOW` and `O_DIRECTORY` refusing).
+pub(crate) fn is_not_a_lock(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR))
+}
+
 /// The directory at `path`, not following a symlink in its place.
 pub(crate) fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(

@@ -1,12 +1,13 @@
 //! Which lock a path names: its canonical key, the key's SHA-256 name, and the directory
 //! the lock lives in.
 
+#[cfg(not(windows))]
 use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Component, Path, PathBuf};
+#[cfg(not(windows))]
+use std::path::Component;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -26,7 +27,7 @@ pub(crate) struct LockKey {
 impl LockKey {
     pub(crate) fn for_path(path: &Path) -> Result<Self> {
         let target = canonical_target(path)?;
-        let hex = hex_digest(target.as_os_str().as_bytes());
+        let hex = hex_of_target(&target);
         Ok(LockKey {
             target,
             hex,
@@ -38,7 +39,7 @@ impl LockKey {
     /// bytes, so a name that spells a canonical path is the same lock as that file's,
     /// in the same lock directory.
     pub(crate) fn for_name(name: &str) -> Result<Self> {
-        if let Some(why) = crate::lock::etcd::lock::name_problem(name) {
+        if let Some(why) = name_problem(name) {
             return Err(Error::usage(format!("--name {name:?}: a lock name {why}")));
         }
         Ok(LockKey {
@@ -73,6 +74,23 @@ impl LockKey {
     }
 }
 
+/// Why a name cannot be a lock name; `None` when it can.
+pub(crate) fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.contains('\0') || name.contains('\n') || name.contains('\r') {
+        Some("contains a NUL or a line break")
+    } else if name.contains("//") {
+        Some("contains '//'")
+    } else if name.ends_with('/') {
+        Some("ends with '/'")
+    } else if name.len() > 4096 {
+        Some("is longer than 4096 bytes")
+    } else {
+        None
+    }
+}
+
 /// Where `--name` locks live by default; `None` without a home directory.
 fn named_lock_dir() -> Option<PathBuf> {
     let state = std::env::var_os("XDG_STATE_HOME")
@@ -85,6 +103,20 @@ fn named_lock_dir() -> Option<PathBuf> {
                 .map(|h| h.join(".local/state"))
         })?;
     Some(state.join("lockrun"))
+}
+
+/// The lock name of a canonical target: the SHA-256 of its bytes (on Windows, of its
+/// case-folded UTF-8 text, since names compare without case there).
+pub(crate) fn hex_of_target(target: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        hex_digest(target.as_os_str().as_bytes())
+    }
+    #[cfg(windows)]
+    {
+        hex_digest(crate::sys::path::key_text(&target.to_string_lossy()).as_bytes())
+    }
 }
 
 pub(crate) fn hex_digest(bytes: &[u8]) -> String {
@@ -103,20 +135,29 @@ pub(crate) fn canonical_target(path: &Path) -> Result<PathBuf> {
     if path.as_os_str().is_empty() {
         return Err(Error::usage("the target path is empty"));
     }
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| Error::io(".", e))?
-            .join(path)
-    };
-    resolve(&absolute)
+    #[cfg(windows)]
+    {
+        crate::sys::path::canonical_target(path).map_err(|e| Error::io(path, e))
+    }
+    #[cfg(not(windows))]
+    {
+        let absolute = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::io(".", e))?
+                .join(path)
+        };
+        resolve(&absolute)
+    }
 }
 
+#[cfg(not(windows))]
 const MAX_LINKS: usize = 40;
 
 /// Walks `absolute` component by component, like the kernel does, so a `..` after a
 /// symlinked directory climbs out of the link's target, not out of the link.
+#[cfg(not(windows))]
 fn resolve(absolute: &Path) -> Result<PathBuf> {
     let mut links = 0;
     let mut pending: Vec<OsString> = Vec::new();
@@ -163,6 +204,7 @@ fn resolve(absolute: &Path) -> Result<PathBuf> {
 }
 
 /// Pushes the normal and `..` components of `path` onto a stack, first on top.
+#[cfg(not(windows))]
 fn push_components(stack: &mut Vec<OsString>, path: &Path) {
     let parts: Vec<OsString> = path
         .components()
@@ -204,9 +246,8 @@ pub(crate) fn ensure_lock_dir(key: &LockKey, chosen: Option<&Path>) -> Result<Pa
     }
     // A chosen directory is created with its parents; the default `.locks` only when the
     // target's directory exists (lockrun never creates the target's directory).
-    match fs::DirBuilder::new()
+    match super::flock::dir_builder()
         .recursive(chosen.is_some() || key.named)
-        .mode(0o755)
         .create(&dir)
     {
         Ok(()) => Ok(dir),

@@ -4,7 +4,6 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::entry::is_hex64;
@@ -23,7 +22,7 @@ pub(crate) struct LockId {
 /// `io::ErrorKind::NotFound` error; every other refusal is `InvalidInput`.
 pub(crate) fn parse_lock_id(id: &OsStr) -> io::Result<LockId> {
     let refuse = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_string());
-    let bytes = id.as_bytes();
+    let bytes = id.as_encoded_bytes();
     if bytes.is_empty() {
         return Err(refuse("it is empty"));
     }

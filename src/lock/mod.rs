@@ -13,8 +13,15 @@
 mod backend;
 pub(crate) mod dir;
 pub(crate) mod entry;
+// The etcd client is built on Unix only (its lease keeper kills the command's process
+// group by signal); elsewhere `--backend` is refused before any command runs.
+#[cfg(unix)]
 pub(crate) mod etcd;
+#[cfg(unix)]
 mod flock;
+// The same functions on Windows, under sys/ with the rest of the platform code.
+#[cfg(windows)]
+use crate::sys::lock_files as flock;
 mod gate;
 pub(crate) mod info;
 pub(crate) mod key;
@@ -27,6 +34,7 @@ mod wait;
 
 use std::fs::File;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -35,6 +43,7 @@ use crate::error::{Error, Result};
 use crate::trace;
 use backend::{Backend, LocalDir};
 use dir::{Judge, Probe, ReleaseError};
+#[cfg(unix)]
 pub use etcd::config::EtcdSettings;
 use info::{Info, Liveness, Mode};
 pub(crate) use key::LockKey;
@@ -78,6 +87,7 @@ pub struct LockOptions {
     /// host, whatever path it mounts a shared file at.
     pub name: Option<String>,
     /// Keep the lock in etcd instead of a lock directory (`--backend etcd://...`).
+    #[cfg(unix)]
     pub etcd: Option<EtcdSettings>,
 }
 
@@ -93,6 +103,7 @@ impl Default for LockOptions {
             owner: Owner::ThisProcess,
             notice_after: None,
             name: None,
+            #[cfg(unix)]
             etcd: None,
         }
     }
@@ -109,6 +120,7 @@ pub struct LockGuard {
     /// `LOCK_SH` on `<hex>.rw` for a shared holder.
     reader_gate: Option<ReaderGate>,
     /// The lock held in etcd instead (`--backend etcd://...`).
+    #[cfg(unix)]
     remote: Option<etcd::lock::Held>,
 }
 
@@ -126,6 +138,7 @@ impl LockGuard {
     }
 
     /// The descriptors whose life is the lock's (for `--inherit` and `--exec`).
+    #[cfg(unix)]
     pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
         let mut fds = Vec::new();
         if let Some(h) = &self.held {
@@ -139,6 +152,7 @@ impl LockGuard {
 
     /// Where the command of `with` records itself (`CHILD:` lines): the lock's `info`,
     /// or for a shared holder the reader gate when it is writable.
+    #[cfg(unix)]
     pub fn child_record_fd(&self) -> Option<BorrowedFd<'_>> {
         if let Some(h) = &self.held {
             return Some(h.info_file.as_fd());
@@ -185,16 +199,19 @@ impl LockGuard {
     }
 
     /// The fencing token of an etcd lock (its key's creation revision); `None` locally.
+    #[cfg(unix)]
     pub(crate) fn fencing_token(&self) -> Option<i64> {
         self.remote.as_ref().map(etcd::lock::Held::fencing_token)
     }
 
     /// Whether the lock lives in etcd.
+    #[cfg(unix)]
     pub(crate) fn is_remote(&self) -> bool {
         self.remote.is_some()
     }
 
     /// An etcd lock: SIGKILL `pid` the moment the lease is lost.
+    #[cfg(unix)]
     pub(crate) fn kill_on_loss(&self, pid: u32) {
         if let Some(r) = &self.remote {
             r.kill_on_loss(pid);
@@ -202,6 +219,7 @@ impl LockGuard {
     }
 
     /// An etcd lock whose lease was lost: the line that says so.
+    #[cfg(unix)]
     pub(crate) fn lost(&self) -> Option<Error> {
         self.remote
             .as_ref()
@@ -213,10 +231,11 @@ impl LockGuard {
     /// writer), that the lock is still ours: an etcd lease is checked with etcd once
     /// more. A local lock cannot be lost while its flock is held.
     pub(crate) fn confirm(&self) -> Result<()> {
-        match &self.remote {
-            Some(r) => r.check().map_err(etcd::lock_error),
-            None => Ok(()),
+        #[cfg(unix)]
+        if let Some(r) = &self.remote {
+            return r.check().map_err(etcd::lock_error);
         }
+        Ok(())
     }
 
     /// Releases the lock, reporting a lock that was broken from outside meanwhile.
@@ -225,6 +244,7 @@ impl LockGuard {
     }
 
     fn release_inner(&mut self) -> Result<()> {
+        #[cfg(unix)]
         if let Some(remote) = self.remote.take() {
             return match remote.release() {
                 // Not an error of the work done under the lock: the lease, no longer
@@ -259,6 +279,7 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
         Some(name) => LockKey::for_name(name)?,
         None => LockKey::for_path(target)?,
     };
+    #[cfg(unix)]
     if let Some(settings) = &opts.etcd {
         return etcd::acquire(key, settings, opts);
     }
@@ -297,6 +318,7 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
         lock_dir: lock_dir.clone(),
         held: Some(held),
         reader_gate: None,
+        #[cfg(unix)]
         remote: None,
     };
     let rw_path = key.rw_path(&lock_dir);

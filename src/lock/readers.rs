@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::flock;
@@ -34,7 +33,17 @@ pub(crate) fn readers(rw_path: &Path) -> io::Result<Readers> {
     if !meta.is_file() {
         return Ok(Readers::default());
     }
-    match sys::proc_locks::flock_holders(meta.dev(), meta.ino()) {
+    #[cfg(unix)]
+    let holders = {
+        use std::os::unix::fs::MetadataExt;
+        sys::proc_locks::flock_holders(meta.dev(), meta.ino())
+    };
+    // Windows cannot list who holds a byte-range lock: the try below tells whether any
+    // reader does.
+    #[cfg(windows)]
+    let holders: io::Result<Vec<sys::LockHolder>> =
+        Err(io::Error::from(io::ErrorKind::Unsupported));
+    match holders {
         Ok(holders) => {
             let mut pids: Vec<u32> = holders
                 .iter()

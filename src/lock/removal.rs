@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::dir::{self, DeadEvidence};
 use super::flock::{self, FileId};
 use super::info::Info;
-use super::key::hex_digest;
+use super::key::hex_of_target;
 use crate::sys;
 use crate::trace;
 
@@ -52,11 +52,7 @@ pub(crate) fn grave_path(lock_dir: &Path, kind: Grave, hex: &str, nonce: &str) -
 pub(crate) fn still_same(path: &Path, id: &Identity) -> io::Result<bool> {
     let dir = match flock::open_dir_nofollow(path) {
         Ok(d) => d,
-        Err(e)
-            if e.kind() == io::ErrorKind::NotFound
-                || e.raw_os_error() == Some(libc::ELOOP)
-                || e.raw_os_error() == Some(libc::ENOTDIR) =>
-        {
+        Err(e) if e.kind() == io::ErrorKind::NotFound || flock::is_not_a_lock(&e) => {
             return Ok(false);
         }
         Err(e) => return Err(e),
@@ -76,6 +72,7 @@ pub(crate) fn still_same(path: &Path, id: &Identity) -> io::Result<bool> {
 
 /// Renames `path` to `grave` if it is still `id`. `Ok(false)`: it changed or is gone,
 /// and nothing was touched.
+#[cfg(unix)]
 pub(crate) fn bury(path: &Path, id: &Identity, grave: &Path) -> io::Result<bool> {
     if !still_same(path, id)? {
         return Ok(false);
@@ -87,10 +84,72 @@ pub(crate) fn bury(path: &Path, id: &Identity, grave: &Path) -> io::Result<bool>
     }
 }
 
-/// Deletes a grave (only its remover knows its name): its `info`, then the directory.
+/// Windows: a directory with an open file in it cannot be renamed, and the `info` of a
+/// lock is open (its holder's, the breaker's). So the `info` file itself moves out to
+/// the grave (a file there), which frees the lock at once; the emptied directory is
+/// then removed. An info-less directory (a leftover) has nothing open and is renamed
+/// whole. `Ok(false)`: it changed or is gone, and nothing was touched.
+#[cfg(windows)]
+pub(crate) fn bury(path: &Path, id: &Identity, grave: &Path) -> io::Result<bool> {
+    if !still_same(path, id)? {
+        return Ok(false);
+    }
+    let from = if id.info.is_some() {
+        path.join("info")
+    } else {
+        path.to_path_buf()
+    };
+    match std::fs::rename(&from, grave) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    if id.info.is_some() {
+        // Empty now. Should it fail (a scanner has it open), the info-less leftover is
+        // removed by the next prober after INFOLESS_GRACE.
+        let _ = std::fs::remove_dir(path);
+    }
+    Ok(true)
+}
+
+/// True when the grave still holds the `info` that was judged.
+fn grave_holds(grave: &Path, info: Option<FileId>) -> io::Result<bool> {
+    #[cfg(unix)]
+    {
+        still_same(grave, &Identity { dir: None, info })
+    }
+    #[cfg(windows)]
+    {
+        match flock::open_file_nofollow(grave) {
+            Ok(f) => Ok(Some(flock::id_of(&f)?) == info),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Puts a grave back where its holder expects it.
+fn unbury(grave: &Path, lock_path: &Path) {
+    #[cfg(unix)]
+    {
+        let _ = sys::rename_noreplace(grave, lock_path);
+    }
+    #[cfg(windows)]
+    {
+        let _ = std::fs::create_dir(lock_path);
+        let _ = sys::rename_noreplace(grave, &lock_path.join("info"));
+    }
+}
+
+/// Deletes a grave (only its remover knows its name): its `info`, then the directory
+/// (on Windows the grave normally is the `info` file itself).
 /// Never recurses: anything else in it (which the protocol never creates) makes the
 /// `rmdir` fail and stays, for a human to look at.
 pub(crate) fn remove_grave(grave: &Path) -> io::Result<()> {
+    #[cfg(windows)]
+    if std::fs::remove_file(grave).is_ok() {
+        return Ok(());
+    }
     match std::fs::remove_file(grave.join("info")) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -158,7 +217,7 @@ pub(crate) fn break_dead(
             test_hooks::pause_before_break(lock_path);
             let id = Identity {
                 dir: Some(dir_id),
-                info: Some(flock::file_id(&file.metadata()?)),
+                info: Some(flock::id_of(&file)?),
             };
             let grave = grave_path(lock_dir, Grave::Stale, hex, &dir::new_nonce());
             if !bury(lock_path, &id, &grave)? {
@@ -264,7 +323,7 @@ impl Opened {
         if target.contains('\u{FFFD}') {
             return None;
         }
-        (hex_digest(target.as_bytes()) != hex).then(|| target.to_string())
+        (hex_of_target(Path::new(target)) != hex).then(|| target.to_string())
     }
 
     /// Removes the opened lock if it is still the one opened, through a grave of `kind`.
@@ -282,18 +341,14 @@ impl Opened {
         let grave = grave_path(lock_dir, kind, hex, &dir::new_nonce());
         let id = Identity {
             dir: Some(self.dir_id),
-            info: Some(flock::file_id(&file.metadata()?)),
+            info: Some(flock::id_of(file)?),
         };
         if !bury(&self.lock_path, &id, &grave)? {
             return Ok(false);
         }
-        let info_only = Identity {
-            dir: None,
-            info: id.info,
-        };
-        if !self.flocked && !still_same(&grave, &info_only)? {
+        if !self.flocked && !grave_holds(&grave, id.info)? {
             // Not the lock we opened: put it back where its holder expects it.
-            let _ = sys::rename_noreplace(&grave, &self.lock_path);
+            unbury(&grave, &self.lock_path);
             return Ok(false);
         }
         let _ = remove_grave(&grave);

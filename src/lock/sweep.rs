@@ -42,9 +42,11 @@ pub(crate) fn sweep_garbage(
     let dir = match flock::open_dir_nofollow(path) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(GarbageState::Gone),
-        Err(e)
-            if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) =>
-        {
+        Err(e) if flock::is_not_a_lock(&e) => {
+            #[cfg(windows)]
+            if let Some(state) = sweep_info_grave(path, kind, dry_run)? {
+                return Ok(state);
+            }
             return Ok(GarbageState::NotADir);
         }
         Err(e) => return Err(e),
@@ -104,7 +106,7 @@ pub(crate) fn sweep_garbage(
     // Still the directory we judged? Renamed to a fresh grave, so that of several
     // cleaners exactly one removes (and counts) it.
     let id = Identity {
-        dir: Some(flock::file_id(&dir_meta)),
+        dir: Some(flock::dir_id(&dir)?),
         info: None,
     };
     let grave = removal::grave_path(lock_dir, Grave::Stale, hex, &dir::new_nonce());
@@ -115,4 +117,51 @@ pub(crate) fn sweep_garbage(
     drop(info);
     trace::step(|| format!("removed garbage {}", path.display()));
     Ok(GarbageState::Removed(why))
+}
+
+/// Windows: a lock released or broken there leaves its `info` file itself as the grave
+/// (`sys/windows`: a directory with an open file cannot be renamed). A leftover one (its
+/// remover died at that instant) is removed once its lock can be taken and it has not
+/// changed for the grace period. `None`: not such a file.
+#[cfg(windows)]
+fn sweep_info_grave(
+    path: &Path,
+    kind: GarbageKind,
+    dry_run: bool,
+) -> io::Result<Option<GarbageState>> {
+    let file = match flock::open_file_nofollow(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(GarbageState::Gone)),
+        Err(e) if flock::is_not_a_lock(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !flock::try_lock(&file)? {
+        return Ok(Some(GarbageState::InUse));
+    }
+    let age = file
+        .metadata()?
+        .modified()
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default();
+    if age < INFOLESS_GRACE {
+        return Ok(Some(GarbageState::Young(age)));
+    }
+    let why = format!(
+        "{} (an info file whose lock is free, {} old)",
+        kind.origin(),
+        super::format_age(age)
+    );
+    if dry_run {
+        return Ok(Some(GarbageState::Removable(why)));
+    }
+    // Delete-on-close semantics: the name goes once every handle (ours too) is closed.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(GarbageState::Gone)),
+        Err(e) => return Err(e),
+    }
+    drop(file);
+    trace::step(|| format!("removed garbage {}", path.display()));
+    Ok(Some(GarbageState::Removed(why)))
 }

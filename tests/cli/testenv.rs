@@ -355,6 +355,7 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
 }
 
 /// Running as root, which ignores file permissions.
+#[cfg(unix)]
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
@@ -419,6 +420,7 @@ pub fn bash_lock(env: &TestEnv, target: &str, pid: u32, host: &str) -> PathBuf {
 }
 
 /// This host's name, as lockrun records it.
+#[cfg(unix)]
 pub fn here() -> String {
     rustix::system::uname()
         .nodename()

@@ -42,22 +42,8 @@ pub(crate) const DEFAULT_PREFIX: &str = "lockrun/";
 pub(crate) const MIN_UNREACHABLE: Duration = Duration::from_secs(1);
 pub(crate) const MAX_UNREACHABLE: Duration = Duration::from_secs(10);
 
-/// Why a name cannot be a lock name; `None` when it can.
-pub(crate) fn name_problem(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("is empty")
-    } else if name.contains('\0') || name.contains('\n') || name.contains('\r') {
-        Some("contains a NUL or a line break")
-    } else if name.contains("//") {
-        Some("contains '//'")
-    } else if name.ends_with('/') {
-        Some("ends with '/'")
-    } else if name.len() > 4096 {
-        Some("is longer than 4096 bytes")
-    } else {
-        None
-    }
-}
+// Checked for every --name, local or in etcd: one rule for both.
+pub(crate) use crate::lock::key::name_problem;
 
 /// The lease counts as lost this long before it could expire in etcd.
 const SAFETY_MARGIN: Duration = Duration::from_millis(200);

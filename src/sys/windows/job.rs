@@ -1,0 +1,233 @@
+//! `with`'s command on Windows: a Job object with `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`
+//! holds the command and everything it starts, so nothing of it outlives lockrun (its
+//! last handle to the job closes when lockrun exits, however it exits). The command is
+//! created suspended and assigned before its first instruction runs, so it cannot start
+//! a process outside the job first.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::windows::io::AsRawHandle;
+use std::os::windows::process::CommandExt;
+use std::process::{Child, Command, ExitStatus};
+use std::time::Instant;
+
+use windows_sys::Win32::Foundation::{
+    CloseHandle, FALSE, HANDLE, INVALID_HANDLE_VALUE, TRUE, WAIT_OBJECT_0,
+};
+use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, CTRL_C_EVENT, SetConsoleCtrlHandler};
+use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+    CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
+    TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
+};
+use windows_sys::Win32::System::JobObjects::{
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
+    SetInformationJobObject, TerminateJobObject,
+};
+use windows_sys::Win32::System::Threading::{
+    CREATE_SUSPENDED, OpenThread, ResumeThread, THREAD_SUSPEND_RESUME, WaitForSingleObject,
+};
+
+/// An owned kernel handle, closed on drop.
+#[derive(Debug)]
+struct Owned(HANDLE);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: the handle was returned to us by the system and is closed once, here.
+        unsafe { CloseHandle(self.0) };
+    }
+}
+
+/// The command, running inside its Job object. Dropping it closes the job, which ends
+/// every process still in it.
+#[derive(Debug)]
+pub struct JobChild {
+    child: Child,
+    job: Owned,
+}
+
+/// Starts `program` with `args` suspended, puts it in a new kill-on-close job, then lets
+/// it run.
+pub fn spawn_in_job(program: &OsStr, args: &[OsString]) -> io::Result<JobChild> {
+    // SAFETY: null attributes and name: an unnamed job with default security.
+    let job = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
+    if job.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    let job = Owned(job);
+    // SAFETY: plain data; all-zero is a valid "no limits" value to start from.
+    let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { zeroed() };
+    limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+    // SAFETY: `job.0` is a job handle with all access; the pointer and size describe
+    // `limits`, which lives across the call.
+    let ok = unsafe {
+        SetInformationJobObject(
+            job.0,
+            JobObjectExtendedLimitInformation,
+            (&raw const limits).cast(),
+            size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut child = Command::new(program)
+        .args(args)
+        .creation_flags(CREATE_SUSPENDED)
+        .spawn()?;
+    // SAFETY: both handles are open: the job above, the process from std's Child.
+    let assigned = unsafe { AssignProcessToJobObject(job.0, child.as_raw_handle() as HANDLE) } != 0;
+    let started = assigned && resume_threads(child.id());
+    if !started {
+        let err = io::Error::last_os_error();
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(err);
+    }
+    Ok(JobChild { child, job })
+}
+
+/// Resumes the (single) suspended thread of a process we just created.
+fn resume_threads(pid: u32) -> bool {
+    // SAFETY: a snapshot of all threads; the handle is checked and owned below.
+    let snap = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0) };
+    if snap == INVALID_HANDLE_VALUE {
+        return false;
+    }
+    let snap = Owned(snap);
+    // SAFETY: plain data; dwSize is set as the API requires.
+    let mut entry: THREADENTRY32 = unsafe { zeroed() };
+    entry.dwSize = size_of::<THREADENTRY32>() as u32;
+    let mut resumed = false;
+    // SAFETY: `snap.0` is a thread snapshot and `entry` a writable THREADENTRY32 of the
+    // size stated in it, for this and every following call.
+    let mut more = unsafe { Thread32First(snap.0, &mut entry) } != 0;
+    while more {
+        if entry.th32OwnerProcessID == pid {
+            // SAFETY: OpenThread takes plain values; the handle is owned below.
+            let thread = unsafe { OpenThread(THREAD_SUSPEND_RESUME, FALSE, entry.th32ThreadID) };
+            if !thread.is_null() {
+                let thread = Owned(thread);
+                // SAFETY: `thread.0` has THREAD_SUSPEND_RESUME access.
+                resumed |= unsafe { ResumeThread(thread.0) } != u32::MAX;
+            }
+        }
+        // SAFETY: as for Thread32First.
+        more = unsafe { Thread32Next(snap.0, &mut entry) } != 0;
+    }
+    resumed
+}
+
+impl JobChild {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the command until `deadline` (forever when `None`); `None` when the
+    /// deadline came first.
+    pub fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+        loop {
+            let ms = match deadline {
+                None => u32::MAX, // INFINITE
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return self.child.try_wait();
+                    }
+                    left.as_millis().min(u128::from(u32::MAX - 1)) as u32
+                }
+            };
+            // SAFETY: the process handle stays open while `self.child` lives.
+            let r = unsafe { WaitForSingleObject(self.child.as_raw_handle() as HANDLE, ms) };
+            if r == WAIT_OBJECT_0 {
+                return self.child.wait().map(Some);
+            }
+        }
+    }
+
+    /// Ends every process of the job with `code` (`--max-hold`).
+    pub fn terminate(&mut self, code: u32) -> io::Result<ExitStatus> {
+        // SAFETY: `self.job.0` is our job handle (with JOB_OBJECT_TERMINATE access).
+        if unsafe { TerminateJobObject(self.job.0, code) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.child.wait()
+    }
+}
+
+/// The parent process id of `pid` and the executable name of `pid`, from a process
+/// snapshot.
+fn parent_entry(pid: u32) -> Option<(u32, String)> {
+    // SAFETY: a snapshot of all processes; the handle is checked and owned below.
+    let snap = unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0) };
+    if snap == INVALID_HANDLE_VALUE {
+        return None;
+    }
+    let snap = Owned(snap);
+    // SAFETY: plain data; dwSize is set as the API requires.
+    let mut entry: PROCESSENTRY32W = unsafe { zeroed() };
+    entry.dwSize = size_of::<PROCESSENTRY32W>() as u32;
+    // SAFETY: `snap.0` is a process snapshot and `entry` a writable PROCESSENTRY32W of
+    // the size stated in it, for this and every following call.
+    let mut more = unsafe { Process32FirstW(snap.0, &mut entry) } != 0;
+    while more {
+        if entry.th32ProcessID == pid {
+            let len = entry
+                .szExeFile
+                .iter()
+                .position(|&c| c == 0)
+                .unwrap_or(entry.szExeFile.len());
+            let name = String::from_utf16_lossy(&entry.szExeFile[..len]).to_lowercase();
+            return Some((entry.th32ParentProcessID, name));
+        }
+        // SAFETY: as for Process32FirstW.
+        more = unsafe { Process32NextW(snap.0, &mut entry) } != 0;
+    }
+    None
+}
+
+/// The parent process id of `pid`.
+pub(crate) fn parent_of(pid: u32) -> Option<u32> {
+    parent_entry(pid).map(|(parent, _)| parent)
+}
+
+/// Shells that run a program from a forked copy of themselves (MSYS2, which Git Bash is).
+const FORKING_SHELLS: &[&str] = &["bash.exe", "sh.exe", "dash.exe", "zsh.exe"];
+
+/// The shell `acquire` works for, starting from `pid` (its parent, or `--owner`):
+/// looking past forked copies of a POSIX shell directly above it. Git Bash runs a program from a forked `bash.exe` that lives only
+/// as long as the program; its parent, the shell itself, is also `bash.exe`. (On Unix
+/// lockrun compares command lines; Windows keeps those in each process's own memory.)
+pub(crate) fn calling_shell(pid: u32) -> u32 {
+    let mut owner = pid;
+    for _ in 0..16 {
+        let Some((up, owner_name)) = parent_entry(owner) else {
+            break;
+        };
+        if up == 0 || !FORKING_SHELLS.contains(&owner_name.as_str()) {
+            break;
+        }
+        match parent_entry(up) {
+            Some((_, up_name)) if up_name == owner_name => owner = up,
+            _ => break,
+        }
+    }
+    owner
+}
+
+/// While the command runs, Ctrl-C and Ctrl-Break go to every process of the console:
+/// the command gets its own and decides; lockrun stays to release the lock and report
+/// the command's status. Closing the console still ends lockrun (and so the job).
+pub fn ignore_console_interrupts() {
+    unsafe extern "system" fn handler(kind: u32) -> windows_sys::core::BOOL {
+        if kind == CTRL_C_EVENT || kind == CTRL_BREAK_EVENT {
+            TRUE
+        } else {
+            FALSE
+        }
+    }
+    // SAFETY: `handler` is a valid `extern "system"` routine for the whole process life.
+    unsafe { SetConsoleCtrlHandler(Some(handler), TRUE) };
+}

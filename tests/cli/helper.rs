@@ -1,0 +1,165 @@
+//! The command that portable tests run under a lock: this test executable itself, started
+//! with `--lockrun-test-helper VERB ARGS...`. A constructor that runs before the test
+//! harness sees that first argument, does the verb and exits, so no test output is
+//! mixed in. It is built for every target the tests are built for (a Windows run under
+//! Wine has no `sh`), and needs no separate target that `cargo install` would ship.
+
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MARK: &str = "--lockrun-test-helper";
+
+/// No helper waits longer than this for a test's signal: a forgotten one ends by itself.
+const HELPER_PATIENCE: Duration = Duration::from_secs(60);
+
+// SAFETY (ctor's `unsafe` marker): the function only reads the arguments, touches files
+// and exits; it relies on nothing that std sets up later in start-up.
+#[ctor::ctor(unsafe)]
+fn helper_mode() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_none_or(|a| a != MARK) {
+        return;
+    }
+    let words: Vec<String> = args[2..]
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    std::process::exit(run(&words));
+}
+
+/// The command line that runs the helper with `verb` and `args`.
+pub fn helper_argv(verb: &str, args: &[&str]) -> Vec<String> {
+    let exe = std::env::current_exe().expect("test executable path");
+    let mut argv = vec![
+        exe.to_string_lossy().into_owned(),
+        MARK.to_string(),
+        verb.to_string(),
+    ];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    argv
+}
+
+fn wait_for(path: &Path) -> bool {
+    let start = Instant::now();
+    while !path.exists() {
+        if start.elapsed() > HELPER_PATIENCE {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+fn run(words: &[String]) -> i32 {
+    let arg = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    match arg(0) {
+        // exit N
+        "exit" => arg(1).parse().unwrap_or(2),
+        // hold READY GO: say it runs, then wait for the test's go.
+        "hold" => {
+            let _ = fs::write(arg(1), "");
+            if wait_for(Path::new(arg(2))) { 0 } else { 3 }
+        }
+        // critical DIR MS: the overlap detector. Creating DIR/inside exclusively fails
+        // when another holder is inside at the same time; that is recorded in
+        // DIR/overlap. Each pass appends one line to DIR/passes.
+        "critical" => {
+            let dir = PathBuf::from(arg(1));
+            let ms: u64 = arg(2).parse().unwrap_or(10);
+            let inside = dir.join("inside");
+            if OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&inside)
+                .is_err()
+            {
+                let _ = append(&dir.join("overlap"), "overlap\n");
+                return 4;
+            }
+            std::thread::sleep(Duration::from_millis(ms));
+            let _ = append(&dir.join("passes"), "pass\n");
+            if fs::remove_file(&inside).is_err() {
+                let _ = append(&dir.join("overlap"), "inside vanished\n");
+                return 4;
+            }
+            0
+        }
+        // tree READY BEAT: start a grandchild that appends to BEAT every 10 ms, say it
+        // runs, then wait (the test kills lockrun meanwhile).
+        "tree" => {
+            let argv = helper_argv("heartbeat", &[arg(2)]);
+            let child = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            if child.is_err() {
+                return 5;
+            }
+            // The grandchild is running once its first beat is there.
+            if !wait_for(Path::new(arg(2))) {
+                return 3;
+            }
+            let _ = fs::write(arg(1), "");
+            std::thread::sleep(HELPER_PATIENCE);
+            0
+        }
+        "heartbeat" => {
+            let start = Instant::now();
+            while start.elapsed() < HELPER_PATIENCE {
+                if append(Path::new(arg(1)), ".").is_err() {
+                    return 6;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            0
+        }
+        // acquire LOCKRUN TARGET OUT: run `lockrun acquire TARGET` as this process's
+        // child (so this process is the lock's owner), write its output to OUT, exit.
+        "acquire" => match Command::new(arg(1))
+            .args(["acquire", arg(2)])
+            .stdin(Stdio::null())
+            .output()
+        {
+            Ok(out) => {
+                let _ = fs::write(arg(3), &out.stdout);
+                out.status.code().unwrap_or(7)
+            }
+            Err(_) => 7,
+        },
+        // hold-open FILE READY MS SHARE: keep FILE open for MS milliseconds. On Windows
+        // it is opened as a virus scanner or indexer does: without sharing (SHARE
+        // "none": nobody may even read it) or sharing only reads ("read": it may be read
+        // but not replaced).
+        "hold-open" => {
+            let mut opts = OpenOptions::new();
+            opts.read(true);
+            #[cfg(windows)]
+            std::os::windows::fs::OpenOptionsExt::share_mode(
+                &mut opts,
+                if arg(4) == "read" { 1 } else { 0 }, // FILE_SHARE_READ
+            );
+            let Ok(file) = opts.open(arg(1)) else {
+                return 8;
+            };
+            let _ = fs::write(arg(2), "");
+            std::thread::sleep(Duration::from_millis(arg(3).parse().unwrap_or(300)));
+            drop(file);
+            0
+        }
+        _ => 2,
+    }
+}
+
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(text.as_bytes())
+}

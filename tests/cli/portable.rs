@@ -1,0 +1,555 @@
+//! Cases that run unchanged on Linux (natively) and on Windows (the Windows build under
+//! Wine, `scripts/wine-test.sh`): the command under the lock is the test suite's own
+//! helper (`helper.rs`), never `sh`, and only std's portable process API is used (on
+//! Windows `Child::kill` is TerminateProcess).
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helper::helper_argv;
+use crate::testenv::{PATIENCE, TestEnv, wait_output, wait_until};
+
+/// The lockrun executable under test (`LOCKRUN_TEST_BIN` or cargo's build).
+fn exe() -> String {
+    crate::testenv::bin().to_string()
+}
+
+fn lockrun(env: &TestEnv, args: &[&str]) -> Command {
+    let mut cmd = Command::new(exe());
+    cmd.args(args)
+        .current_dir(env.root())
+        .env_remove("LOCKRUN_DIR")
+        .env_remove("LOCKRUN_TIMEOUT")
+        .env_remove("LOCKRUN_DEBUG")
+        .env_remove("LOCKRUN_BACKEND")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn run(env: &TestEnv, args: &[&str]) -> Output {
+    wait_output(lockrun(env, args).spawn().expect("spawn lockrun"), PATIENCE)
+}
+
+fn spawn(env: &TestEnv, args: &[&str]) -> Child {
+    lockrun(env, args).spawn().expect("spawn lockrun")
+}
+
+/// `lockrun with OPTS FILE -- helper VERB ARGS`.
+fn with_helper(opts: &[&str], verb: &str, args: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = vec!["with".into()];
+    argv.extend(opts.iter().map(|s| s.to_string()));
+    argv.push("--".into());
+    argv.extend(helper_argv(verb, args));
+    argv
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+fn assert_code(out: &Output, want: i32, what: &str) {
+    assert_eq!(
+        code(out),
+        want,
+        "{what}: stdout {:?} stderr {:?}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// A path inside the env as text, for command lines.
+fn p(env: &TestEnv, rel: &str) -> String {
+    env.path(rel).to_string_lossy().into_owned()
+}
+
+/// Starts `with FILE -- helper hold` and returns once the helper runs under the lock.
+fn hold(env: &TestEnv, target: &str, name: &str) -> Child {
+    let ready = p(env, &format!("{name}.ready"));
+    let go = p(env, &format!("{name}.go"));
+    let argv = with_helper(&["-w", "20", target], "hold", &[&ready, &go]);
+    let child = spawn(env, &strs(&argv));
+    wait_until(&format!("{name} to hold {target}"), || {
+        env.path(&format!("{name}.ready")).exists()
+    });
+    child
+}
+
+fn go(env: &TestEnv, name: &str) {
+    fs::write(env.path(&format!("{name}.go")), "").expect("write go file");
+}
+
+#[test]
+fn version_names_the_tool() {
+    let env = TestEnv::new();
+    let out = run(&env, &["--version"]);
+    assert_code(&out, 0, "--version");
+    assert!(text(&out.stdout).starts_with("lockrun "), "{:?}", out);
+}
+
+/// 4 processes, each taking the lock 6 times around the overlap detector: no two ever
+/// inside at once, and every pass counted.
+#[test]
+fn four_processes_never_overlap() {
+    let env = TestEnv::new();
+    fs::create_dir(env.path("detector")).unwrap();
+    let detector = p(&env, "detector");
+    const WORKERS: usize = 4;
+    const ROUNDS: usize = 6;
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let argv = with_helper(&["-w", "60", "shared.json"], "critical", &[&detector, "15"]);
+            let root = env.root().to_path_buf();
+            std::thread::spawn(move || {
+                let mut codes = Vec::new();
+                for _ in 0..ROUNDS {
+                    let child = Command::new(exe())
+                        .args(&argv)
+                        .current_dir(&root)
+                        .env_remove("LOCKRUN_DIR")
+                        .env_remove("LOCKRUN_TIMEOUT")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .expect("spawn lockrun");
+                    let out = wait_output(child, Duration::from_secs(90));
+                    codes.push((code(&out), text(&out.stderr)));
+                }
+                codes
+            })
+        })
+        .collect();
+    for w in workers {
+        for (c, err) in w.join().expect("worker") {
+            assert_eq!(c, 0, "a pass failed: {err}");
+        }
+    }
+    assert!(
+        !env.path("detector/overlap").exists(),
+        "two holders were inside at once: {}",
+        env.read("detector/overlap")
+    );
+    let passes = env.read("detector/passes").lines().count();
+    assert_eq!(passes, WORKERS * ROUNDS);
+}
+
+/// The holder is killed (SIGKILL on Unix, TerminateProcess on Windows): the next taker
+/// gets the lock, and nothing of the killed holder's command tree still runs.
+#[test]
+fn killed_holder_next_taker_proceeds_and_its_command_tree_is_gone() {
+    let env = TestEnv::new();
+    let ready = p(&env, "tree.ready");
+    let beat = p(&env, "beat");
+    let argv = with_helper(&["data.json"], "tree", &[&ready, &beat]);
+    let mut holder = spawn(&env, &strs(&argv));
+    wait_until("the holder's command tree to run", || {
+        env.path("tree.ready").exists()
+    });
+    let busy = run(
+        &env,
+        &["with", "-n", "data.json", "--", &exe(), "--version"],
+    );
+    assert_code(&busy, 75, "while held");
+    holder.kill().expect("kill the holder");
+    let _ = holder.wait();
+    let next = run(
+        &env,
+        &["with", "-w", "15", "data.json", "--", &exe(), "--version"],
+    );
+    assert_code(&next, 0, "the next taker");
+    // The grandchild beats every 10 ms while it lives: the file must stop growing. On
+    // Windows the Job object ends the whole tree; on Unix the taker ends the dead
+    // holder's process group before it runs its command.
+    let len = || fs::metadata(&beat).map(|m| m.len()).unwrap_or(0);
+    let settled = Instant::now();
+    let mut last = len();
+    let mut still_since = Instant::now();
+    while still_since.elapsed() < Duration::from_millis(400) {
+        assert!(
+            settled.elapsed() < PATIENCE,
+            "the killed holder's command tree still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let now = len();
+        if now != last {
+            last = now;
+            still_since = Instant::now();
+        }
+    }
+}
+
+/// A lock whose owner process has exited (an `acquire` made by a process that is gone)
+/// is stale: `status` says so and the next taker proceeds.
+#[test]
+fn lock_of_a_dead_process_is_taken_over() {
+    let env = TestEnv::new();
+    let out_file = p(&env, "acquired");
+    let argv = helper_argv("acquire", &[&exe(), &p(&env, "data.json"), &out_file]);
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(env.root())
+        .output()
+        .expect("run the helper");
+    assert_code(&out, 0, "helper acquire");
+    assert!(!env.read("acquired").trim().is_empty());
+    let status = run(&env, &["status", "data.json"]);
+    assert_code(&status, 3, "status of a lock whose owner is gone");
+    let next = run(
+        &env,
+        &["with", "-n", "data.json", "--", &exe(), "--version"],
+    );
+    assert_code(&next, 0, "taker of a stale lock");
+}
+
+/// `acquire` holds the lock for the calling process across invocations; `release` from
+/// a later invocation frees it.
+#[test]
+fn acquire_then_release_from_another_invocation() {
+    let env = TestEnv::new();
+    let got = run(&env, &["acquire", "data.json"]);
+    assert_code(&got, 0, "acquire");
+    let id = text(&got.stdout).trim().to_string();
+    assert!(Path::new(&id).is_dir(), "lock id {id:?} is not a directory");
+    let status = run(&env, &["status", "data.json"]);
+    assert_code(&status, 1, "status while acquired");
+    let busy = run(
+        &env,
+        &["with", "-n", "data.json", "--", &exe(), "--version"],
+    );
+    assert_code(&busy, 75, "with -n while acquired");
+    let rel = run(&env, &["release", &id]);
+    assert_code(&rel, 0, "release");
+    assert!(!Path::new(&id).exists(), "release left {id}");
+    let status = run(&env, &["status", "data.json"]);
+    assert_code(&status, 0, "status after release");
+}
+
+/// 4 processes × 8 `update`s of one counter: none lost.
+#[test]
+fn update_under_contention_loses_nothing() {
+    let env = TestEnv::new();
+    env.write("counter.json", "{\"n\": 0}\n");
+    const WORKERS: usize = 4;
+    const ROUNDS: usize = 8;
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let root = env.root().to_path_buf();
+            std::thread::spawn(move || {
+                (0..ROUNDS)
+                    .map(|_| {
+                        let child = Command::new(exe())
+                            .args(["update", "-w", "60", "counter.json", ".n += 1"])
+                            .current_dir(&root)
+                            .env_remove("LOCKRUN_DIR")
+                            .stdin(Stdio::null())
+                            .stdout(Stdio::piped())
+                            .stderr(Stdio::piped())
+                            .spawn()
+                            .expect("spawn lockrun");
+                        let out = wait_output(child, Duration::from_secs(90));
+                        (code(&out), text(&out.stderr))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for w in workers {
+        for (c, err) in w.join().expect("worker") {
+            assert_eq!(c, 0, "an update failed: {err}");
+        }
+    }
+    let doc: serde_json::Value = serde_json::from_str(&env.read("counter.json")).unwrap();
+    assert_eq!(doc["n"], (WORKERS * ROUNDS) as u64, "lost updates");
+    let leftovers: Vec<_> = fs::read_dir(env.root())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "counter.json" && n != ".locks")
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+/// Every spelling of one file names one lock: relative, absolute, with `..`, and on
+/// Windows also forward slashes, another letter case and the `\\?\` form.
+#[test]
+fn path_forms_name_one_lock() {
+    let env = TestEnv::new();
+    env.write("sub/data.json", "{}");
+    let holder = hold(&env, "sub/data.json", "h");
+    let abs = p(&env, "sub/data.json");
+    let mut forms = vec![
+        abs.clone(),
+        "sub/../sub/data.json".to_string(),
+        p(&env, "sub/../sub/data.json"),
+    ];
+    if cfg!(windows) {
+        let root = fs::canonicalize(env.root()).unwrap();
+        // `\\?\C:\...` from canonicalize; the plain forms are derived from it.
+        let verbatim = root.join("sub").join("data.json");
+        let verbatim = verbatim.to_string_lossy().into_owned();
+        let plain = verbatim.trim_start_matches(r"\\?\").to_string();
+        forms.push(verbatim.clone());
+        forms.push(plain.replace('\\', "/"));
+        forms.push(plain.to_uppercase());
+        forms.push(plain.to_lowercase());
+    }
+    for form in &forms {
+        let out = run(&env, &["with", "-n", form, "--", &exe(), "--version"]);
+        assert_code(&out, 75, &format!("{form} while sub/data.json is held"));
+    }
+    go(&env, "h");
+    let out = wait_output(holder, PATIENCE);
+    assert_code(&out, 0, "the holder");
+    assert_eq!(
+        fs::read_dir(env.path("sub/.locks")).unwrap().count(),
+        0,
+        "one lock directory, removed on release"
+    );
+}
+
+/// A virus scanner or indexer holding the file open makes the read (no sharing at all)
+/// or the replace (only reads shared) fail with a sharing violation for a moment:
+/// `update` retries within its patience, and says so under `-v`.
+#[cfg(windows)]
+#[test]
+fn update_retries_a_sharing_violation() {
+    for share in ["none", "read"] {
+        let env = TestEnv::new();
+        env.write("doc.json", "{\"n\": 1}\n");
+        let ready = p(&env, "open.ready");
+        let argv = helper_argv("hold-open", &[&p(&env, "doc.json"), &ready, "1500", share]);
+        let mut scanner = Command::new(&argv[0])
+            .args(&argv[1..])
+            .spawn()
+            .expect("helper");
+        wait_until("the scanner to open the file", || {
+            env.path("open.ready").exists()
+        });
+        let out = run(&env, &["update", "-v", "-w", "10", "doc.json", ".n += 1"]);
+        let _ = scanner.wait();
+        assert_code(
+            &out,
+            0,
+            &format!("update while the file was open (sharing {share})"),
+        );
+        assert!(
+            text(&out.stderr).contains("(file in use); retrying"),
+            "sharing {share}: no sharing violation was met (the scanner let go too early?): {}",
+            text(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_str(&env.read("doc.json")).unwrap();
+        assert_eq!(doc["n"], 2, "sharing {share}");
+        let left: Vec<_> = fs::read_dir(env.root())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "doc.json" && n != ".locks" && n != "open.ready")
+            .collect();
+        assert!(left.is_empty(), "temp files left: {left:?}");
+    }
+}
+
+/// `--max-hold` stops a command that overstays (SIGTERM on Unix, the whole Job object on
+/// Windows): exit 124, and the lock is free at once.
+#[test]
+fn max_hold_stops_the_command_and_frees_the_lock() {
+    let env = TestEnv::new();
+    let ready = p(&env, "m.ready");
+    let never = p(&env, "m.never");
+    let argv = with_helper(
+        &["--max-hold", "0.5", "data.json"],
+        "hold",
+        &[&ready, &never],
+    );
+    let out = run(&env, &strs(&argv));
+    assert_code(&out, 124, "a command past --max-hold");
+    assert!(env.path("m.ready").exists(), "the command never ran");
+    let status = run(&env, &["status", "data.json"]);
+    assert_code(&status, 0, "status after --max-hold");
+}
+
+/// A remover that died mid-way leaves its grave (`.stale-*`, `.released-*`): a directory
+/// holding `info` on Unix, the `info` file itself on Windows. `cleanup` removes it once
+/// its lock is free and it is older than the grace period; `show` lists it before.
+#[test]
+fn cleanup_removes_a_leftover_grave() {
+    let env = TestEnv::new();
+    let hex = "a".repeat(64);
+    let grave = env.path(&format!(".locks/.stale-{hex}-dead1"));
+    fs::create_dir_all(env.path(".locks")).unwrap();
+    let info = if cfg!(windows) {
+        grave.clone()
+    } else {
+        fs::create_dir(&grave).unwrap();
+        grave.join("info")
+    };
+    fs::write(&info, "PID: 1\n").unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    for p in [&info, &grave] {
+        let f = fs::File::options()
+            .read(true)
+            .open(p)
+            .or_else(|_| fs::File::open(p));
+        if let Ok(f) = f {
+            let _ = f.set_modified(old);
+        }
+    }
+    let lock_dir = p(&env, ".locks");
+    let show = run(&env, &["show", "--lock-dir", &lock_dir]);
+    assert_code(&show, 0, "show");
+    assert!(
+        text(&show.stdout).contains("garbage"),
+        "{}",
+        text(&show.stdout)
+    );
+    let out = run(&env, &["cleanup", "--lock-dir", &lock_dir]);
+    assert_code(&out, 0, "cleanup");
+    assert!(
+        !grave.exists(),
+        "cleanup left {}: {}",
+        grave.display(),
+        text(&out.stdout)
+    );
+}
+
+/// `--name NAME` locks a name, not a path, in the state directory: the same lock from any
+/// directory, busy while held, free once released.
+#[test]
+fn a_name_is_one_lock_from_any_directory() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.path("a/b")).unwrap();
+    let state = p(&env, "state");
+    let ready = p(&env, "h.ready");
+    let go_file = p(&env, "h.go");
+    let argv = with_helper(
+        &["-w", "20", "--name", "nightly"],
+        "hold",
+        &[&ready, &go_file],
+    );
+    let holder = lockrun(&env, &strs(&argv))
+        .env("XDG_STATE_HOME", &state)
+        .spawn()
+        .expect("spawn lockrun");
+    wait_until("the holder of --name nightly", || {
+        env.path("h.ready").exists()
+    });
+    let busy = wait_output(
+        lockrun(
+            &env,
+            &["with", "-n", "--name", "nightly", "--", &exe(), "--version"],
+        )
+        .current_dir(env.path("a/b"))
+        .env("XDG_STATE_HOME", &state)
+        .spawn()
+        .expect("spawn lockrun"),
+        PATIENCE,
+    );
+    assert_code(
+        &busy,
+        75,
+        "--name nightly from another directory while held",
+    );
+    assert!(
+        text(&busy.stderr).starts_with("lockrun: nightly is locked by "),
+        "{:?}",
+        text(&busy.stderr)
+    );
+    go(&env, "h");
+    assert_code(&wait_output(holder, PATIENCE), 0, "the holder");
+    let free = wait_output(
+        lockrun(
+            &env,
+            &["with", "-n", "--name", "nightly", "--", &exe(), "--version"],
+        )
+        .env("XDG_STATE_HOME", &state)
+        .spawn()
+        .expect("spawn lockrun"),
+        PATIENCE,
+    );
+    assert_code(&free, 0, "--name nightly once released");
+}
+
+/// The etcd backend is built on Unix only: on Windows `--backend` and LOCKRUN_BACKEND
+/// are refused with one line and 69 (as `etcds://` is off Linux) before any lock is
+/// taken or the command runs, instead of silently taking a local lock that other
+/// machines never see. An empty LOCKRUN_BACKEND still means the local lock directory.
+#[cfg(windows)]
+#[test]
+fn windows_refuses_the_etcd_backend() {
+    let env = TestEnv::new();
+    env.write("data.json", "{}");
+    let url = "etcd://127.0.0.1:2379";
+    let want =
+        format!("lockrun: --backend {url}: the etcd backend is built into lockrun on Unix only");
+    let ready = p(&env, "ran");
+    let go_file = p(&env, "go");
+    fs::write(&go_file, "").unwrap();
+    let by_option = with_helper(
+        &["--backend", url, "data.json"],
+        "hold",
+        &[&ready, &go_file],
+    );
+    let plain = with_helper(&["data.json"], "hold", &[&ready, &go_file]);
+    let refused: Vec<(String, Output)> = vec![
+        ("with --backend".into(), run(&env, &strs(&by_option))),
+        (
+            "with under LOCKRUN_BACKEND".into(),
+            wait_output(
+                lockrun(&env, &strs(&plain))
+                    .env("LOCKRUN_BACKEND", url)
+                    .spawn()
+                    .expect("spawn lockrun"),
+                PATIENCE,
+            ),
+        ),
+        (
+            "update --backend".into(),
+            run(&env, &["update", "--backend", url, "data.json", "."]),
+        ),
+        (
+            "status --backend".into(),
+            run(&env, &["status", "--backend", url, "data.json"]),
+        ),
+        (
+            "unlock --backend".into(),
+            run(&env, &["unlock", "--backend", url, "data.json"]),
+        ),
+    ];
+    for (what, out) in &refused {
+        assert_code(out, 69, what);
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err:?}");
+        assert!(err.starts_with(&want), "{what}: {err:?}");
+        assert!(!env.path("ran").exists(), "{what}: the command ran");
+        assert!(
+            !env.path(".locks").exists(),
+            "{what}: a local lock was taken"
+        );
+    }
+    assert_eq!(env.read("data.json"), "{}", "the file is unchanged");
+    let local = wait_output(
+        lockrun(&env, &strs(&plain))
+            .env("LOCKRUN_BACKEND", "")
+            .spawn()
+            .expect("spawn lockrun"),
+        PATIENCE,
+    );
+    assert_code(&local, 0, "with under an empty LOCKRUN_BACKEND");
+    assert!(
+        env.path("ran").exists(),
+        "the command ran under the local lock"
+    );
+}
