@@ -20,7 +20,7 @@ const HELPER_PATIENCE: Duration = Duration::from_secs(60);
 // and exits; it relies on nothing that std sets up later in start-up.
 #[ctor::ctor(unsafe)]
 fn helper_mode() {
-    let args: Vec<OsString> = std::env::args_os().collect();
+    let args = process_args();
     if args.get(1).is_none_or(|a| a != MARK) {
         return;
     }
@@ -29,6 +29,24 @@ fn helper_mode() {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     std::process::exit(run(&words));
+}
+
+/// This process's arguments, before `main`. std has them in a constructor on glibc, macOS
+/// and Windows, but on musl only once its own start-up ran: there the kernel's copy is
+/// read instead.
+fn process_args() -> Vec<OsString> {
+    #[cfg(all(target_os = "linux", target_env = "musl"))]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        if let Ok(raw) = fs::read("/proc/self/cmdline") {
+            let raw = raw.strip_suffix(&[0]).unwrap_or(&raw);
+            return raw
+                .split(|b| *b == 0)
+                .map(|a| OsString::from_vec(a.to_vec()))
+                .collect();
+        }
+    }
+    std::env::args_os().collect()
 }
 
 /// The command line that runs the helper with `verb` and `args`.
