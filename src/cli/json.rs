@@ -38,6 +38,23 @@ pub(crate) struct WriteCommon {
     pub(crate) dry_run: bool,
 }
 
+// --create and --print, declared once for the commands that compute a new document from
+// the old one (set, patch; update says more of --create; delete has no --create, update
+// and delete have --print). Plain comments: see LockArgs.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CreateArg {
+    /// Start from this document when FILE does not exist.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) create: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PrintArg {
+    /// Print the new document on stdout.
+    #[arg(short, long)]
+    pub(crate) print: bool,
+}
+
 #[derive(Debug, Clone, Args)]
 pub(crate) struct UpdateArgs {
     #[command(flatten)]
@@ -56,9 +73,8 @@ pub(crate) struct UpdateArgs {
     #[arg(long, value_name = "JSON")]
     pub(crate) create: Option<String>,
 
-    /// Print the new document on stdout.
-    #[arg(short, long)]
-    pub(crate) print: bool,
+    #[command(flatten)]
+    pub(crate) print: PrintArg,
 
     /// The JSON file to update.
     #[arg(value_name = "FILE")]
@@ -78,13 +94,11 @@ pub(crate) struct SetArgs {
     #[arg(long)]
     pub(crate) string: bool,
 
-    /// Start from this document when FILE does not exist.
-    #[arg(long, value_name = "JSON")]
-    pub(crate) create: Option<String>,
+    #[command(flatten)]
+    pub(crate) create: CreateArg,
 
-    /// Print the new document on stdout.
-    #[arg(short, long)]
-    pub(crate) print: bool,
+    #[command(flatten)]
+    pub(crate) print: PrintArg,
 
     /// The JSON file.
     #[arg(value_name = "FILE")]
@@ -109,9 +123,8 @@ pub(crate) struct DeleteArgs {
     #[arg(short, long)]
     pub(crate) force: bool,
 
-    /// Print the new document on stdout.
-    #[arg(short, long)]
-    pub(crate) print: bool,
+    #[command(flatten)]
+    pub(crate) print: PrintArg,
 
     /// The JSON file.
     #[arg(value_name = "FILE")]
@@ -131,13 +144,11 @@ pub(crate) struct PatchArgs {
     #[arg(long)]
     pub(crate) merge: bool,
 
-    /// Start from this document when FILE does not exist.
-    #[arg(long, value_name = "JSON")]
-    pub(crate) create: Option<String>,
+    #[command(flatten)]
+    pub(crate) create: CreateArg,
 
-    /// Print the new document on stdout.
-    #[arg(short, long)]
-    pub(crate) print: bool,
+    #[command(flatten)]
+    pub(crate) print: PrintArg,
 
     /// The JSON file.
     #[arg(value_name = "FILE")]

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cli::{LockArgs, WriteCommon};
+use crate::cli::{LockArgs, PrintArg, WriteCommon};
 use crate::error::Result;
-use crate::json::edit::WriteOptions;
+use crate::exit_code::ExitCode;
+use crate::json::edit::{self, Doc, WriteOptions};
 use crate::lock::LockOptions;
 
 /// After this long a waiter says, once, what it is waiting for.
@@ -58,4 +59,26 @@ pub(crate) fn parse_create(file: &Path, create: Option<&str>) -> Result<Option<V
     create
         .map(|text| crate::json::parse(&origin, text.as_bytes()))
         .transpose()
+}
+
+/// The read-modify-write of update, set, delete and patch: `compute` makes the new
+/// document under FILE's lock (from `create`, the parsed --create, when FILE is
+/// missing), and the result is printed with --print or --dry-run. `command` is what the
+/// lock records.
+pub(crate) fn modify<D: Doc>(
+    file: &Path,
+    common: &WriteCommon,
+    create: Option<Value>,
+    print: &PrintArg,
+    quiet: bool,
+    command: String,
+    compute: impl FnOnce(&str, &D) -> Result<D>,
+) -> Result<ExitCode> {
+    let mut opts = write_options(common, quiet, command, create);
+    opts.print = print.print;
+    let outcome = edit::modify(file, &opts, compute)?;
+    if opts.print || opts.dry_run {
+        super::json_out::print_text(&outcome.text)?;
+    }
+    Ok(ExitCode::Success)
 }

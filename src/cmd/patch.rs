@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::cli::PatchArgs;
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
-use crate::json::{self as js, edit};
+use crate::json as js;
 
 pub(crate) fn run(args: &PatchArgs, quiet: bool) -> Result<ExitCode> {
     let (shown, bytes) = if args.patch == Path::new("-") {
@@ -27,39 +27,41 @@ pub(crate) fn run(args: &PatchArgs, quiet: bool) -> Result<ExitCode> {
     };
     let origin = js::display(&args.file);
     let patch_doc = js::parse(&format!("{origin}: patch {shown}"), &bytes)?;
-    let create = super::options::parse_create(&args.file, args.create.as_deref())?;
-    let mut opts = super::options::write_options(
-        &args.common,
-        quiet,
-        format!("lockrun patch {shown}"),
-        create,
-    );
-    opts.print = args.print;
-    let outcome = if args.merge {
-        edit::modify(&args.file, &opts, |_, doc: &serde_json::Value| {
-            let mut doc = doc.clone();
-            json_patch::merge(&mut doc, &patch_doc);
-            Ok(doc)
-        })?
+    let create = super::options::parse_create(&args.file, args.create.create.as_deref())?;
+    // An RFC 6902 patch is checked before the lock is taken; a merge patch is any JSON.
+    let patch = if args.merge {
+        Patch::Merge(patch_doc)
     } else {
-        let patch: json_patch::Patch = serde_json::from_value(patch_doc).map_err(|e| {
+        Patch::Json(serde_json::from_value(patch_doc).map_err(|e| {
             Error::data(format!(
                 "{origin}: patch {shown} is not an RFC 6902 JSON Patch: {e}"
             ))
-        })?;
-        edit::modify(&args.file, &opts, |origin, doc: &serde_json::Value| {
-            let mut doc = doc.clone();
-            json_patch::patch(&mut doc, &patch).map_err(|e| {
-                Error::data(format!(
-                    "{origin}: patch {shown} failed at operation {} ({}): {} (nothing written)",
-                    e.operation, e.path, e.kind
-                ))
-            })?;
-            Ok(doc)
-        })?
+        })?)
     };
-    if args.print || opts.dry_run {
-        super::json_out::print_text(&outcome.text)?;
-    }
-    Ok(ExitCode::Success)
+    super::options::modify(
+        &args.file,
+        &args.common,
+        create,
+        &args.print,
+        quiet,
+        format!("lockrun patch {shown}"),
+        |origin, doc: &serde_json::Value| {
+            let mut doc = doc.clone();
+            match &patch {
+                Patch::Merge(merge) => json_patch::merge(&mut doc, merge),
+                Patch::Json(patch) => json_patch::patch(&mut doc, patch).map_err(|e| {
+                    Error::data(format!(
+                        "{origin}: patch {shown} failed at operation {} ({}): {} (nothing written)",
+                        e.operation, e.path, e.kind
+                    ))
+                })?,
+            }
+            Ok(doc)
+        },
+    )
+}
+
+enum Patch {
+    Merge(serde_json::Value),
+    Json(json_patch::Patch),
 }

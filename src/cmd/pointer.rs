@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::cli::{DeleteArgs, SetArgs};
 use crate::error::{Error, Result};
 use crate::exit_code::ExitCode;
-use crate::json::{edit, pointer};
+use crate::json::pointer;
 
 pub(crate) fn set(args: &SetArgs, quiet: bool) -> Result<ExitCode> {
     let ptr = pointer::parse(&args.pointer)?;
@@ -23,43 +23,37 @@ pub(crate) fn set(args: &SetArgs, quiet: bool) -> Result<ExitCode> {
             other => other,
         })?
     };
-    let create = super::options::parse_create(&args.file, args.create.as_deref())?;
-    let mut opts = super::options::write_options(
+    let create = super::options::parse_create(&args.file, args.create.create.as_deref())?;
+    super::options::modify(
+        &args.file,
         &args.common,
+        create,
+        &args.print,
         quiet,
         format!("lockrun set {}", args.pointer),
-        create,
-    );
-    opts.print = args.print;
-    let outcome = edit::modify(&args.file, &opts, |origin, doc: &Value| {
-        let mut doc = doc.clone();
-        pointer::set(origin, &mut doc, ptr, value)?;
-        Ok(doc)
-    })?;
-    if args.print || opts.dry_run {
-        super::json_out::print_text(&outcome.text)?;
-    }
-    Ok(ExitCode::Success)
+        |origin, doc: &Value| {
+            let mut doc = doc.clone();
+            pointer::set(origin, &mut doc, ptr, value)?;
+            Ok(doc)
+        },
+    )
 }
 
 pub(crate) fn delete(args: &DeleteArgs, quiet: bool) -> Result<ExitCode> {
     let ptr = pointer::parse(&args.pointer)?;
-    let mut opts = super::options::write_options(
+    super::options::modify(
+        &args.file,
         &args.common,
+        None,
+        &args.print,
         quiet,
         format!("lockrun delete {}", args.pointer),
-        None,
-    );
-    opts.print = args.print;
-    let outcome = edit::modify(&args.file, &opts, |origin, doc: &Value| {
-        let mut doc = doc.clone();
-        match pointer::delete(origin, &mut doc, ptr) {
-            Err(Error::Data(_)) if args.force => Ok(doc),
-            other => other.map(|()| doc),
-        }
-    })?;
-    if args.print || opts.dry_run {
-        super::json_out::print_text(&outcome.text)?;
-    }
-    Ok(ExitCode::Success)
+        |origin, doc: &Value| {
+            let mut doc = doc.clone();
+            match pointer::delete(origin, &mut doc, ptr) {
+                Err(Error::Data(_)) if args.force => Ok(doc),
+                other => other.map(|()| doc),
+            }
+        },
+    )
 }

@@ -3,7 +3,6 @@
 use crate::cli::UpdateArgs;
 use crate::error::Result;
 use crate::exit_code::ExitCode;
-use crate::json::edit;
 use crate::json::filter::{Args, Program};
 use crate::json::{self as js};
 
@@ -23,18 +22,13 @@ pub(crate) fn run(args: &UpdateArgs, quiet: bool) -> Result<ExitCode> {
     }
     let program = Program::compile(&origin, &args.filter, &Args { named })?;
     let create = super::options::parse_create(&args.file, args.create.as_deref())?;
-    let mut opts = super::options::write_options(
+    super::options::modify(
+        &args.file,
         &args.common,
+        create,
+        &args.print,
         quiet,
         format!("lockrun update {}", args.filter),
-        create,
-    );
-    opts.print = args.print;
-    let outcome = edit::modify(&args.file, &opts, |origin, doc: &jaq_json::Val| {
-        program.run_one(origin, doc)
-    })?;
-    if args.print || opts.dry_run {
-        super::json_out::print_text(&outcome.text)?;
-    }
-    Ok(ExitCode::Success)
+        |origin, doc: &jaq_json::Val| program.run_one(origin, doc),
+    )
 }
