@@ -112,8 +112,8 @@ fn backend_args(command: &Command) -> Option<&crate::cli::BackendArgs> {
         Command::Append(a) => Some(&a.lock.backend),
         Command::Read(a) => Some(&a.lock.backend),
         Command::Write(a) => Some(&a.common.lock.backend),
-        Command::Status(a) => Some(&a.backend),
-        Command::Unlock(a) => Some(&a.backend),
+        Command::Status(a) => Some(&a.look.backend),
+        Command::Unlock(a) => Some(&a.look.backend),
         Command::Acquire(a) => Some(&a.lock.backend),
         Command::Man
         | Command::Completions { .. }

@@ -8,6 +8,18 @@ use clap::Args;
 
 use super::{BackendArgs, LockArgs, LockDirArg, parse_seconds};
 
+// How status and unlock judge FILE's lock, and which lock it is when it is not in a lock
+// directory (a plain comment: see LockArgs).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LookArgs {
+    /// Count a lock held from another host as stale after SECS (default: never).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
+    pub(crate) stale_after: Option<std::time::Duration>,
+
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub(crate) struct StatusArgs {
     #[command(flatten)]
@@ -17,12 +29,8 @@ pub(crate) struct StatusArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Count a lock held from another host as stale after SECS (default: never).
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
-    pub(crate) stale_after: Option<std::time::Duration>,
-
     #[command(flatten)]
-    pub(crate) backend: BackendArgs,
+    pub(crate) look: LookArgs,
 
     /// The file whose lock to look at (it need not exist).
     #[arg(
@@ -81,12 +89,8 @@ pub(crate) struct UnlockArgs {
     #[arg(short, long)]
     pub(crate) force: bool,
 
-    /// Count a lock held from another host as stale after SECS (default: never).
-    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_negative_numbers = true)]
-    pub(crate) stale_after: Option<std::time::Duration>,
-
     #[command(flatten)]
-    pub(crate) backend: BackendArgs,
+    pub(crate) look: LookArgs,
 
     /// The file whose lock to remove.
     #[arg(

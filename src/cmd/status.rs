@@ -10,14 +10,14 @@ use crate::lock::look::{self, State};
 use super::lock_report;
 
 pub(crate) fn run(args: &StatusArgs) -> Result<ExitCode> {
-    let key = super::lock_key(args.file.as_deref(), args.backend.name.as_deref())?;
+    let key = super::lock_key(args.file.as_deref(), args.look.backend.name.as_deref())?;
     #[cfg(unix)]
-    if let Some(settings) = args.backend.etcd() {
+    if let Some(settings) = args.look.backend.etcd() {
         return super::etcd_admin::status(&key, &settings, args.json);
     }
     let lock_dir = lock_report::chosen_lock_dir(&key, args.dir.lock_dir.as_deref())?;
     let lock_path = key.lock_path(&lock_dir);
-    let look = look::look(&lock_path, &lock_report::judge(args.stale_after))
+    let look = look::look(&lock_path, &lock_report::judge(args.look.stale_after))
         .map_err(|e| crate::lock::lock_error(&lock_path, e))?;
     // Let go of a dead lock's flock at once: status only looks.
     drop(look.evidence);

@@ -14,15 +14,15 @@ use super::lock_report;
 const ATTEMPTS: usize = 20;
 
 pub(crate) fn run(args: &UnlockArgs, quiet: bool) -> Result<ExitCode> {
-    let key = super::lock_key(args.file.as_deref(), args.backend.name.as_deref())?;
+    let key = super::lock_key(args.file.as_deref(), args.look.backend.name.as_deref())?;
     #[cfg(unix)]
-    if let Some(settings) = args.backend.etcd() {
+    if let Some(settings) = args.look.backend.etcd() {
         return super::etcd_admin::unlock(&key, &settings, args.force, quiet);
     }
     let lock_dir = lock_report::chosen_lock_dir(&key, args.dir.lock_dir.as_deref())?;
     let lock_path = key.lock_path(&lock_dir);
     let target = key.target.display().to_string();
-    let judge = lock_report::judge(args.stale_after);
+    let judge = lock_report::judge(args.look.stale_after);
     for _ in 0..ATTEMPTS {
         let look =
             look::look(&lock_path, &judge).map_err(|e| crate::lock::lock_error(&lock_path, e))?;
