@@ -177,33 +177,49 @@ fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn python(env: &TestEnv, script: &str) -> Output {
-    env.write("driver.py", script);
-    let child = Command::new("python3")
-        .arg("driver.py")
-        .arg(bin())
+/// Runs `cmd` in the test's directory with no stdin; waits at most `limit` for it.
+fn output_in(env: &TestEnv, cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
         .current_dir(env.root())
-        .env_remove("LOCKRUN_DIR")
-        .env_remove("LOCKRUN_TIMEOUT")
-        .env_remove("LOCKRUN_DEBUG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3");
-    wait_output(child, Duration::from_secs(40))
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    wait_output(child, limit)
+}
+
+/// The words of `out`'s stdout, one space apart (shells end lines their own way).
+fn words(out: &Output) -> String {
+    stdout(out).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Runs a python3 script with the lockrun binary as its argument; `None` (the test is
+/// skipped) where there is no python3.
+fn python(env: &TestEnv, script: &str) -> Option<Output> {
+    if !have("python3") {
+        eprintln!("SKIPPED: no python3");
+        return None;
+    }
+    env.write("driver.py", script);
+    Some(output_in(
+        env,
+        Command::new("python3")
+            .arg("driver.py")
+            .arg(bin())
+            .env_remove("LOCKRUN_DIR")
+            .env_remove("LOCKRUN_TIMEOUT")
+            .env_remove("LOCKRUN_DEBUG"),
+        Duration::from_secs(40),
+    ))
 }
 
 /// An `acquire` owner that exited but was never reaped (its parent, like some container
 /// inits, never waits) is gone: the next taker breaks the lock instead of waiting.
 #[test]
 fn an_acquire_owner_that_is_a_zombie_counts_as_gone() {
-    if !have("python3") {
-        eprintln!("SKIPPED: no python3");
-        return;
-    }
     let env = TestEnv::new();
-    let out = python(
+    let Some(out) = python(
         &env,
         r#"
 import os, subprocess, sys, time
@@ -221,7 +237,9 @@ r = subprocess.run([L, "with", "-w", "3", "f.json", "--", "true"], stderr=subpro
 print("next=%d zombie=%s" % (r.returncode, os.path.exists("/proc/%d" % pid)))
 sys.stderr.write(r.stderr.decode())
 "#,
-    );
+    ) else {
+        return;
+    };
     assert_eq!(
         stdout(&out).trim(),
         "next=0 zombie=True",
@@ -234,13 +252,9 @@ sys.stderr.write(r.stderr.decode())
 /// waits stands for such an init): the taker counts them as gone and goes on.
 #[test]
 fn a_dead_holders_tree_left_as_zombies_counts_as_gone() {
-    if !have("python3") {
-        eprintln!("SKIPPED: no python3");
-        return;
-    }
     let env = setup();
     env.write("next.sh", NEXT);
-    let out = python(
+    let Some(out) = python(
         &env,
         &format!(
             r#"
@@ -269,7 +283,9 @@ if state(worker) not in ("Z", "gone"):
     os.kill(worker, 9)
 "#
         ),
-    );
+    ) else {
+        return;
+    };
     assert_eq!(stdout(&out).trim(), "next=0 worker=Z", "{}", stderr(&out));
     let overlaps = fs::read_to_string(env.path("overlaps")).unwrap_or_default();
     assert!(overlaps.is_empty(), "{overlaps}\n{}", stderr(&out));
@@ -277,9 +293,9 @@ if state(worker) not in ("Z", "gone"):
 
 // ------------------------------------------------------- a real pseudo-terminal
 
-/// A small expect: runs argv on a new pseudo-terminal (python's pty module) and follows
-/// `steps`; prints the whole transcript, and fails (exit 3) when an expected text does
-/// not come within its time.
+/// A small expect: runs an interactive bash on a new pseudo-terminal (python's pty
+/// module) and follows `steps`; prints the whole transcript, and fails (exit 3) when an
+/// expected text does not come within its time.
 const PTY_DRIVER: &str = r#"
 import os, pty, select, signal, sys, time
 L = sys.argv[1]
@@ -307,7 +323,7 @@ def read_until(text, limit):
 def send(text):
     os.write(fd, text.encode())
 env = dict(os.environ, L=L, PS1="$ ", TERM="dumb", HISTFILE="/dev/null")
-ARGV = __ARGV__
+ARGV = ["bash", "--norc", "--noprofile", "-i"]
 def steps():
 __STEPS__
 pid, fd = pty.fork()
@@ -324,29 +340,18 @@ finally:
 sys.stdout.write(out.decode(errors="replace"))
 "#;
 
-fn pty_session(env: &TestEnv, argv: &str, steps: &str) -> Output {
-    let script = PTY_DRIVER
-        .replace("__ARGV__", argv)
-        .replace("__STEPS__", steps);
-    python(env, &script)
-}
-
-fn interactive_bash() -> &'static str {
-    r#"["bash", "--norc", "--noprofile", "-i"]"#
+/// Follows `steps` (see PTY_DRIVER) in an interactive bash on a new pseudo-terminal.
+fn pty_session(env: &TestEnv, steps: &str) -> Option<Output> {
+    python(env, &PTY_DRIVER.replace("__STEPS__", steps))
 }
 
 /// In an interactive shell, a command under lockrun reads the terminal as it would
 /// without lockrun.
 #[test]
 fn a_command_under_with_reads_the_terminal() {
-    if !have("python3") {
-        eprintln!("SKIPPED: no python3");
-        return;
-    }
     let env = TestEnv::new();
-    let out = pty_session(
+    let Some(out) = pty_session(
         &env,
-        interactive_bash(),
         r#"    read_until("$ ", 10)
     send('"$L" with f -- sh -c \'read x; echo "got-$x"\'; echo "rc-$?"\n')
     time.sleep(0.3)
@@ -355,7 +360,9 @@ fn a_command_under_with_reads_the_terminal() {
     read_until("rc-0", 10)
     send("exit\n")
 "#,
-    );
+    ) else {
+        return;
+    };
     assert_eq!(code(&out), 0, "{}", stdout(&out));
 }
 
@@ -364,14 +371,9 @@ fn a_command_under_with_reads_the_terminal() {
 /// and stops the shell's `for` loop: lockrun dies of SIGINT as its command did.
 #[test]
 fn ctrl_c_on_a_terminal_ends_the_whole_command_releases_and_stops_the_loop() {
-    if !have("python3") {
-        eprintln!("SKIPPED: no python3");
-        return;
-    }
     let env = setup();
-    let out = pty_session(
+    let Some(out) = pty_session(
         &env,
-        interactive_bash(),
         r#"    read_until("$ ", 10)
     send('for i in 1 2 3; do "$L" with f -- sh -c "echo start-$i; sh ./worker.sh >/dev/null 2>&1 & wait"; done\n')
     read_until("start-1", 10)
@@ -393,7 +395,9 @@ fn ctrl_c_on_a_terminal_ends_the_whole_command_releases_and_stops_the_loop() {
     read_until("free-42", 10)
     send("exit\n")
 "#,
-    );
+    ) else {
+        return;
+    };
     let text = stdout(&out);
     assert_eq!(code(&out), 0, "{text}");
     assert!(
@@ -409,18 +413,13 @@ fn ctrl_c_on_a_terminal_ends_the_whole_command_releases_and_stops_the_loop() {
 /// A script (no job control) run from a terminal: Ctrl-C still stops the script.
 #[test]
 fn ctrl_c_stops_a_script_running_lockrun_in_a_loop() {
-    if !have("python3") {
-        eprintln!("SKIPPED: no python3");
-        return;
-    }
     let env = TestEnv::new();
     env.write(
         "loop.sh",
         "for i in 1 2 3; do \"$L\" with f -- sh -c \"echo start-$i; sleep 5\"; done\necho loop-done\n",
     );
-    let out = pty_session(
+    let Some(out) = pty_session(
         &env,
-        interactive_bash(),
         r#"    read_until("$ ", 10)
     send("sh ./loop.sh\n")
     read_until("start-1", 10)
@@ -432,7 +431,9 @@ fn ctrl_c_stops_a_script_running_lockrun_in_a_loop() {
     read_until("free-42", 10)
     send("exit\n")
 "#,
-    );
+    ) else {
+        return;
+    };
     let text = stdout(&out);
     assert_eq!(code(&out), 0, "{text}");
     assert!(
@@ -461,25 +462,22 @@ fn shells() -> Vec<&'static str> {
 
 fn run_shell(env: &TestEnv, shell: &str, script: &str) -> Output {
     fs::create_dir_all(env.path("aiconfig")).expect("mkdir aiconfig");
-    let child = Command::new(shell)
-        .arg("-c")
-        .arg(script)
-        .current_dir(env.root())
-        .env("L", bin())
-        .env("S", SCRIPTS)
-        .env("LOCKRUN", bin())
-        .env("AICONFIG_PATH", env.path("aiconfig"))
-        // file-lock.sh's lock directory, for lockrun too.
-        .env("LOCKRUN_DIR", env.path("aiconfig/.locks"))
-        .env_remove("LOCKRUN_TIMEOUT")
-        .env_remove("LOCKRUN_DEBUG")
-        .env_remove("LOCK_TIMEOUT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn shell");
-    wait_output(child, PATIENCE)
+    output_in(
+        env,
+        Command::new(shell)
+            .arg("-c")
+            .arg(script)
+            .env("L", bin())
+            .env("S", SCRIPTS)
+            .env("LOCKRUN", bin())
+            .env("AICONFIG_PATH", env.path("aiconfig"))
+            // file-lock.sh's lock directory, for lockrun too.
+            .env("LOCKRUN_DIR", env.path("aiconfig/.locks"))
+            .env_remove("LOCKRUN_TIMEOUT")
+            .env_remove("LOCKRUN_DEBUG")
+            .env_remove("LOCK_TIMEOUT"),
+        PATIENCE,
+    )
 }
 
 /// Every way a script takes the id of `acquire`; `$TAKE` is the command whose output is
@@ -548,10 +546,7 @@ fn acquire_in_every_form_belongs_to_the_shell_that_releases() {
                 );
                 let out = run_shell(&env, shell, &script);
                 assert_eq!(
-                    stdout(&out)
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                    words(&out),
                     "busy=75 release=0 after=0",
                     "{shell}, {form}, release from {how}: {}\n{script}",
                     stderr(&out)
@@ -574,10 +569,7 @@ fn acquire_inside_a_subshell_is_released_there() {
 "#;
         let out = run_shell(&env, shell, script);
         assert_eq!(
-            stdout(&out)
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
+            words(&out),
             "busy=75 release=0 after=0",
             "{shell}: {}",
             stderr(&out)
@@ -626,24 +618,18 @@ fi
 "#,
     );
     for shell in shells() {
-        let child = Command::new(shell)
-            .arg("./nested.sh")
-            .current_dir(env.root())
-            .env("L", bin())
-            .env("SH", shell)
-            .env_remove("LOCKRUN_DIR")
-            .env_remove("INNER")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn shell");
-        let out = wait_output(child, PATIENCE);
+        let out = output_in(
+            &env,
+            Command::new(shell)
+                .arg("./nested.sh")
+                .env("L", bin())
+                .env("SH", shell)
+                .env_remove("LOCKRUN_DIR")
+                .env_remove("INNER"),
+            PATIENCE,
+        );
         assert_eq!(
-            stdout(&out)
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
+            words(&out),
             "inner-busy=75 after-inner=0",
             "{shell}: {}",
             stderr(&out)
@@ -655,14 +641,9 @@ fi
 /// lock stays held); `fg` gives the terminal back to the command, which reads it.
 #[test]
 fn ctrl_z_stops_the_job_and_fg_resumes_the_command_on_the_terminal() {
-    if !have("python3") {
-        eprintln!("SKIPPED: no python3");
-        return;
-    }
     let env = TestEnv::new();
-    let out = pty_session(
+    let Some(out) = pty_session(
         &env,
-        interactive_bash(),
         r#"    read_until("$ ", 10)
     send('"$L" with f -- sh -c \'read x; echo "got-$x"\'\n')
     time.sleep(0.3)
@@ -678,6 +659,8 @@ fn ctrl_z_stops_the_job_and_fg_resumes_the_command_on_the_terminal() {
     read_until("free-42", 10)
     send("exit\n")
 "#,
-    );
+    ) else {
+        return;
+    };
     assert_eq!(code(&out), 0, "{}", stdout(&out));
 }
