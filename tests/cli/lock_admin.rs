@@ -217,17 +217,23 @@ fn acquire_and_release_across_invocations_of_one_shell() {
     assert_eq!(env.lock_entries(".locks"), Vec::<String>::new());
 }
 
-#[test]
-fn release_by_another_owner_is_refused_and_force_warns() {
-    let env = TestEnv::new();
+/// A shell that acquires f.json's lock and lives on (its lock live) until `go(env,
+/// "stop")`; returns it and the lock's id.
+fn shell_holding_an_acquired_lock(env: &TestEnv) -> (Child, String) {
     let owner = sh(
-        &env,
+        env,
         r#"$L acquire f.json > id.txt || exit 1; while [ ! -e stop.go ]; do sleep 0.01; done"#,
     );
     wait_until("the shell to acquire", || {
         env.path("id.txt").exists() && !env.read("id.txt").is_empty()
     });
-    let id = env.read("id.txt").trim_end().to_string();
+    (owner, env.read("id.txt").trim_end().to_string())
+}
+
+#[test]
+fn release_by_another_owner_is_refused_and_force_warns() {
+    let env = TestEnv::new();
+    let (owner, id) = shell_holding_an_acquired_lock(&env);
     // The test process is another owner.
     let out = env.run(["release", &id]);
     out.assert_failure_with(77);
@@ -276,14 +282,7 @@ fn owner_exit_makes_the_lock_stale_and_the_next_acquirer_breaks_it() {
 #[test]
 fn hostile_release_ids_are_refused_and_nothing_is_touched() {
     let env = TestEnv::new();
-    let owner = sh(
-        &env,
-        r#"$L acquire f.json > id.txt || exit 1; while [ ! -e stop.go ]; do sleep 0.01; done"#,
-    );
-    wait_until("the shell to acquire", || {
-        env.path("id.txt").exists() && !env.read("id.txt").is_empty()
-    });
-    let id = env.read("id.txt").trim_end().to_string();
+    let (owner, id) = shell_holding_an_acquired_lock(&env);
     let hex = Path::new(&id)
         .file_name()
         .unwrap()
