@@ -129,14 +129,23 @@ fn is_zombie(pid: u32) -> bool {
 /// macOS: `pbi_status` SZOMB.
 #[cfg(target_os = "macos")]
 fn is_zombie(pid: u32) -> bool {
-    const SZOMB: u32 = 5;
-    let Ok(pid) = libc::c_int::try_from(pid) else {
-        return false;
-    };
+    bsd_info(pid).is_some_and(|info| info.pbi_status == SZOMB)
+}
+
+/// macOS: the `pbi_status` of a zombie (<sys/proc.h>).
+#[cfg(target_os = "macos")]
+const SZOMB: u32 = 5;
+
+/// macOS: what `proc_pidinfo(PROC_PIDTBSDINFO)` tells of `pid` (`None`: gone, or not
+/// ours to read).
+#[cfg(target_os = "macos")]
+fn bsd_info(pid: u32) -> Option<libc::proc_bsdinfo> {
+    let pid = libc::c_int::try_from(pid).ok()?;
     // SAFETY: proc_bsdinfo is plain data; zeroed is a valid value.
     let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
-    // SAFETY: `info` is writable for `size` bytes, the size proc_pidinfo is told.
+    let size = libc::c_int::try_from(std::mem::size_of::<libc::proc_bsdinfo>()).ok()?;
+    // SAFETY: `info` is writable for `size` bytes, the size proc_pidinfo is told; it
+    // returns how many bytes it wrote.
     let n = unsafe {
         libc::proc_pidinfo(
             pid,
@@ -146,7 +155,7 @@ fn is_zombie(pid: u32) -> bool {
             size,
         )
     };
-    n == size && info.pbi_status == SZOMB
+    (n == size).then_some(info)
 }
 
 /// This boot's identity, so a PID from before a reboot is never taken for a live one.
@@ -240,24 +249,7 @@ pub(crate) fn boot_id() -> Option<String> {
 /// `proc_pidinfo(PROC_PIDTBSDINFO)`, as `ps` reads it) and the boot id.
 #[cfg(target_os = "macos")]
 pub(crate) fn process_start_token(pid: u32) -> Option<String> {
-    let pid = libc::c_int::try_from(pid).ok()?;
-    // SAFETY: proc_bsdinfo is plain data; zeroed is a valid value.
-    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-    let size = libc::c_int::try_from(std::mem::size_of::<libc::proc_bsdinfo>()).ok()?;
-    // SAFETY: `info` is writable for `size` bytes, the size proc_pidinfo is told; it
-    // returns how many bytes it wrote.
-    let n = unsafe {
-        libc::proc_pidinfo(
-            pid,
-            libc::PROC_PIDTBSDINFO,
-            0,
-            (&mut info as *mut libc::proc_bsdinfo).cast(),
-            size,
-        )
-    };
-    if n != size {
-        return None;
-    }
+    let info = bsd_info(pid)?;
     Some(format!(
         "{}.{:06}@{}",
         info.pbi_start_tvsec,

@@ -71,27 +71,8 @@ fn same_image(child: u32, parent: u32) -> bool {
 }
 
 #[cfg(target_os = "macos")]
-fn bsd_info(pid: u32) -> Option<libc::proc_bsdinfo> {
-    let pid = libc::c_int::try_from(pid).ok()?;
-    // SAFETY: proc_bsdinfo is plain data; zeroed is a valid value.
-    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-    let size = libc::c_int::try_from(std::mem::size_of::<libc::proc_bsdinfo>()).ok()?;
-    // SAFETY: `info` is writable for `size` bytes, the size proc_pidinfo is told.
-    let n = unsafe {
-        libc::proc_pidinfo(
-            pid,
-            libc::PROC_PIDTBSDINFO,
-            0,
-            (&mut info as *mut libc::proc_bsdinfo).cast(),
-            size,
-        )
-    };
-    (n == size).then_some(info)
-}
-
-#[cfg(target_os = "macos")]
 fn parent_of(pid: u32) -> Option<u32> {
-    Some(bsd_info(pid)?.pbi_ppid)
+    Some(super::bsd_info(pid)?.pbi_ppid)
 }
 
 /// The exec-time argument and environment area of `pid` (`KERN_PROCARGS2`).

@@ -64,7 +64,6 @@ fn stat_state_and_group(pid: u32) -> Option<(char, libc::pid_t)> {
 /// `pbi_status` (SZOMB is a zombie).
 #[cfg(target_os = "macos")]
 fn any_member_running(pgid: libc::pid_t) -> bool {
-    const SZOMB: u32 = 5;
     // <libproc.h>: list the processes of one process group (not in the libc crate).
     const PROC_PGRP_ONLY: u32 = 2;
     let mut pids = vec![0 as libc::pid_t; 4096];
@@ -79,23 +78,14 @@ fn any_member_running(pgid: libc::pid_t) -> bool {
         return true;
     };
     let count = (n / std::mem::size_of::<libc::pid_t>()).min(pids.len());
-    pids[..count].iter().filter(|&&p| p > 0).any(|&pid| {
-        // SAFETY: proc_bsdinfo is plain data; zeroed is a valid value.
-        let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
-        // SAFETY: `info` is writable for `size` bytes, the size proc_pidinfo is told.
-        let got = unsafe {
-            libc::proc_pidinfo(
-                pid,
-                libc::PROC_PIDTBSDINFO,
-                0,
-                (&mut info as *mut libc::proc_bsdinfo).cast(),
-                size,
-            )
-        };
-        // A member that vanished meanwhile does not run; one we cannot read might.
-        got == size && info.pbi_status != SZOMB
-    })
+    pids[..count]
+        .iter()
+        .filter_map(|&p| u32::try_from(p).ok())
+        .filter(|&p| p > 0)
+        .any(|pid| {
+            // A member that vanished meanwhile does not run; one we cannot read might.
+            super::bsd_info(pid).is_some_and(|info| info.pbi_status != super::SZOMB)
+        })
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
