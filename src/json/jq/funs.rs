@@ -185,32 +185,24 @@ fn has(t: &Val, k: &Val) -> ValR {
     Ok(Jv(Val::from(b)))
 }
 
+/// Where `needle` starts in `hay`, overlaps included; nowhere for an empty needle.
+fn offsets<T: PartialEq>(hay: &[T], needle: &[T]) -> Vec<usize> {
+    if needle.is_empty() {
+        return Vec::new();
+    }
+    hay.windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// jq 1.7.1's `indices`: byte offsets in a string, element offsets in an array.
 fn indices(x: &Val, y: &Val) -> ValR {
     let found: Vec<usize> = match (x, y) {
         (Val::Null, _) | (_, Val::Null) => return Ok(Jv(Val::Null)),
-        (Val::TStr(x), Val::TStr(y)) => {
-            if y.is_empty() {
-                Vec::new()
-            } else {
-                x.windows(y.len())
-                    .enumerate()
-                    .filter(|(_, w)| *w == &y[..])
-                    .map(|(i, _)| i)
-                    .collect()
-            }
-        }
-        (Val::Arr(x), Val::Arr(y)) => {
-            if y.is_empty() {
-                Vec::new()
-            } else {
-                x.windows(y.len())
-                    .enumerate()
-                    .filter(|(_, w)| *w == &y[..])
-                    .map(|(i, _)| i)
-                    .collect()
-            }
-        }
+        (Val::TStr(x), Val::TStr(y)) => offsets(&x[..], &y[..]),
+        (Val::Arr(x), Val::Arr(y)) => offsets(&x[..], &y[..]),
         (Val::Arr(x), y) => x
             .iter()
             .enumerate()
