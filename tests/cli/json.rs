@@ -428,3 +428,20 @@ fn jq_differences_hold() {
     // $ENV and env both work.
     assert!(run(".h = ($ENV.HOME == env.HOME)").1.contains("\"h\":true"));
 }
+
+/// jq 1.7.1's `indices`: overlapping byte offsets in a string, element offsets of a
+/// sub-array or of one element in an array, nothing for an empty needle.
+#[test]
+fn indices_finds_overlapping_runs_in_strings_and_arrays() {
+    let env = TestEnv::new();
+    env.write("i.json", "{}");
+    let filter = r#".s = ("a,b, cd, efg" | indices(", ")) | .o = ("aaa" | indices("aa"))
+        | .a = ([0,1,2,1,3,1,2] | indices([1,2])) | .e = ([0,1,2,1] | indices(1))
+        | .none = [("abc" | indices("")), ([1,2] | indices([]))]"#;
+    let printed = ok(&env, &["update", "-p", "i.json", filter]);
+    let got: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(
+        got,
+        serde_json::json!({"s": [3, 7], "o": [0, 1], "a": [1, 5], "e": [1, 3], "none": [[], []]})
+    );
+}
