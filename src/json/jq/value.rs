@@ -588,31 +588,17 @@ impl jaq_std::ValT for Jv {
     }
 }
 
-impl From<bool> for Jv {
-    fn from(b: bool) -> Self {
-        Jv(Val::from(b))
-    }
+/// `From<T> for Jv` for each `T` that a `Val` is made from.
+macro_rules! jv_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Jv {
+            fn from(x: $t) -> Self {
+                Jv(Val::from(x))
+            }
+        }
+    )*};
 }
-impl From<isize> for Jv {
-    fn from(i: isize) -> Self {
-        Jv(Val::from(i))
-    }
-}
-impl From<usize> for Jv {
-    fn from(i: usize) -> Self {
-        Jv(Val::from(i))
-    }
-}
-impl From<f64> for Jv {
-    fn from(f: f64) -> Self {
-        Jv(Val::from(f))
-    }
-}
-impl From<String> for Jv {
-    fn from(s: String) -> Self {
-        Jv(Val::from(s))
-    }
-}
+jv_from!(bool, isize, usize, f64, String);
 impl From<val::Range<Jv>> for Jv {
     fn from(r: val::Range<Jv>) -> Self {
         Jv(Val::from(r.start.map(|v| v.0)..r.end.map(|v| v.0)))
