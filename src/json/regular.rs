@@ -15,10 +15,11 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// What a file is, in the words of the refusal: "a FIFO", "a directory", ...
-#[cfg(windows)]
 pub fn kind(ft: &fs::FileType) -> &'static str {
     if ft.is_dir() {
         "a directory"
+    } else if let Some(special) = special_kind(ft) {
+        special
     } else if ft.is_symlink() {
         "a symlink"
     } else {
@@ -26,24 +27,26 @@ pub fn kind(ft: &fs::FileType) -> &'static str {
     }
 }
 
-/// What a file is, in the words of the refusal: "a FIFO", "a directory", ...
+/// Unix's special files: FIFOs, sockets and devices.
 #[cfg(unix)]
-pub fn kind(ft: &fs::FileType) -> &'static str {
-    if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
+fn special_kind(ft: &fs::FileType) -> Option<&'static str> {
+    if ft.is_fifo() {
+        Some("a FIFO")
     } else if ft.is_socket() {
-        "a socket"
+        Some("a socket")
     } else if ft.is_char_device() {
-        "a character device"
+        Some("a character device")
     } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_symlink() {
-        "a symlink"
+        Some("a block device")
     } else {
-        "not a regular file"
+        None
     }
+}
+
+/// Windows: std's `fs::FileType` has no FIFO, socket or device kinds.
+#[cfg(windows)]
+fn special_kind(_: &fs::FileType) -> Option<&'static str> {
+    None
 }
 
 /// The refusal of `path`, which is `what` (see [`kind`]): exit 74.
