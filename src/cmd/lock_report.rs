@@ -38,13 +38,7 @@ pub(crate) fn dir_to_list(args: &DirArgs) -> Result<PathBuf> {
 /// `dir` made absolute; a lock directory that exists but is not a directory is an
 /// error naming it.
 fn absolute(dir: &Path) -> Result<PathBuf> {
-    let dir = if dir.is_absolute() {
-        dir.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| Error::io(".", e))?
-            .join(dir)
-    };
+    let dir = crate::lock::key::absolute(dir)?;
     match std::fs::metadata(&dir) {
         Ok(meta) if !meta.is_dir() => Err(Error::LockDirNotDir { path: dir }),
         _ => Ok(dir),

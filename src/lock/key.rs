@@ -128,6 +128,16 @@ pub(crate) fn hex_digest(bytes: &[u8]) -> String {
     hex
 }
 
+/// `path` made absolute against the current directory; nothing resolved.
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .map_err(|e| Error::io(".", e))?
+        .join(path))
+}
+
 /// The canonical absolute path of `path`: symlinks resolved (its own too), `.` and `..`
 /// removed. A path that does not exist is the canonical form of its longest existing
 /// ancestor plus the remaining components.
@@ -141,14 +151,7 @@ pub(crate) fn canonical_target(path: &Path) -> Result<PathBuf> {
     }
     #[cfg(not(windows))]
     {
-        let absolute = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            std::env::current_dir()
-                .map_err(|e| Error::io(".", e))?
-                .join(path)
-        };
-        resolve(&absolute)
+        resolve(&absolute(path)?)
     }
 }
 
