@@ -95,6 +95,12 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Unlock(args) => cmd::unlock::run(args, cli.quiet),
         Command::Acquire(args) => cmd::acquire::run(args, cli.quiet),
         Command::Release(args) => cmd::release::run(args, cli.quiet),
+        #[cfg(unix)]
+        Command::EtcdKeeper(args) => cmd::etcd_acquire::keeper(args),
+        #[cfg(windows)]
+        Command::EtcdKeeper(_) => Err(Error::usage(
+            "etcd-keeper: the etcd backend is built on Unix only",
+        )),
     }
 }
 
@@ -115,11 +121,11 @@ fn backend_args(command: &Command) -> Option<&crate::cli::BackendArgs> {
         Command::Status(a) => Some(&a.look.backend),
         Command::Unlock(a) => Some(&a.look.backend),
         Command::Acquire(a) => Some(&a.lock.backend),
-        Command::Man
-        | Command::Completions { .. }
-        | Command::Show(_)
-        | Command::Cleanup(_)
-        | Command::Release(_) => None,
+        Command::Show(a) => Some(&a.backend),
+        Command::Cleanup(a) => Some(&a.backend),
+        Command::Release(a) => Some(&a.backend),
+        Command::EtcdKeeper(a) => Some(&a.backend),
+        Command::Man | Command::Completions { .. } => None,
     }
 }
 

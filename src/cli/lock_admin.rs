@@ -61,6 +61,9 @@ pub(crate) struct ShowArgs {
     #[command(flatten)]
     pub(crate) dir: DirArgs,
 
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+
     /// Print a JSON array of objects (fields in the description above) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -70,6 +73,9 @@ pub(crate) struct ShowArgs {
 pub(crate) struct CleanupArgs {
     #[command(flatten)]
     pub(crate) dir: DirArgs,
+
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
 
     /// Say what would be removed, remove nothing.
     #[arg(long)]
@@ -133,7 +139,11 @@ pub(crate) struct ReleaseArgs {
     #[arg(long, value_name = "PID")]
     pub(crate) owner: Option<u32>,
 
-    /// The lock id printed by `lockrun acquire`: <lockdir>/<64 hex>.lock.
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+
+    /// The lock id printed by `lockrun acquire`: <lockdir>/<64 hex>.lock, or for an etcd
+    /// lock etcd://HOST:PORT[,...]/<key>.
     #[arg(value_name = "ID")]
     pub(crate) id: OsString,
 }

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod etcd;
 mod jq_help;
 mod json;
 mod lock;
@@ -10,6 +11,7 @@ mod lock_admin;
 pub(crate) mod usage;
 mod with;
 
+pub(crate) use etcd::*;
 pub(crate) use json::*;
 pub(crate) use lock::*;
 pub(crate) use lock_admin::*;
@@ -232,6 +234,10 @@ pub(crate) enum Command {
     /// (PID, ACQUIRED and HOSTNAME lines), or other files beside it. A lock that no
     /// longer exists exits 66; another owner's lock exits 77.
     Release(ReleaseArgs),
+
+    /// Keep an `acquire` lease in etcd alive while its owner lives (started by acquire).
+    #[command(hide = true, name = "etcd-keeper")]
+    EtcdKeeper(KeeperArgs),
 }
 
 impl Command {
@@ -254,7 +260,8 @@ impl Command {
             | Command::Show(_)
             | Command::Cleanup(_)
             | Command::Unlock(_)
-            | Command::Release(_) => return None,
+            | Command::Release(_)
+            | Command::EtcdKeeper(_) => return None,
         };
         lock.conflict_exit_code
     }

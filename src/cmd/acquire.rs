@@ -22,15 +22,18 @@ pub(crate) fn run(args: &AcquireArgs, quiet: bool) -> Result<ExitCode> {
         )));
     }
     let mut opts = super::options::lock_options(&args.lock, quiet);
-    #[cfg(unix)]
-    if opts.etcd.is_some() {
-        return Err(Error::usage(
-            "acquire/release with an etcd backend are not supported yet (nothing would keep the lease alive after lockrun exits); use `lockrun with`",
-        ));
-    }
     opts.owner = Owner::Process(owner);
     opts.command = sys::process_command(owner);
     let file = args.file.clone().unwrap_or_default();
+    #[cfg(unix)]
+    if let Some(settings) = opts.etcd.clone() {
+        if args.lock.stale_after.is_some() {
+            return Err(Error::usage(
+                "--stale-after has no meaning with an etcd backend (a lease holds the lock)",
+            ));
+        }
+        return super::etcd_acquire::acquire(&file, &opts, &settings, owner);
+    }
     let guard = lock::acquire(&file, &opts)?;
     // If the id cannot be printed nobody could release the lock: the guard's drop
     // releases it on that error.

@@ -79,7 +79,12 @@ pub(crate) fn status(key: &LockKey, settings: &EtcdSettings, as_json: bool) -> R
     } else {
         let mut out = String::new();
         match first {
-            None => out.push_str(&format!("{}: free\n", h.name)),
+            None => match super::etcd_acquire::lost_here(&h.name) {
+                // An `acquire` lock whose keeper lost the lease: its shell may still be
+                // working, unprotected, until its `release` says so.
+                Some(line) => out.push_str(&format!("{}: free ({line})\n", h.name)),
+                None => out.push_str(&format!("{}: free\n", h.name)),
+            },
             Some(kv) => {
                 let holders: Vec<String> = h.admitted.iter().map(etcd::lock::describe).collect();
                 out.push_str(&format!("{}: held by {}\n", h.name, holders.join(", ")));

@@ -27,6 +27,8 @@ pub(crate) mod update;
 pub(crate) mod write;
 
 #[cfg(unix)]
+pub(crate) mod etcd_acquire;
+#[cfg(unix)]
 mod etcd_admin;
 
 use std::path::Path;

@@ -16,6 +16,10 @@ use crate::sys;
 const FLOCK_PATIENCE: Duration = Duration::from_millis(500);
 
 pub(crate) fn run(args: &ReleaseArgs, _quiet: bool) -> Result<ExitCode> {
+    #[cfg(unix)]
+    if let Some(id) = super::etcd_acquire::parse_id(&args.id) {
+        return super::etcd_acquire::release(args, id?);
+    }
     let shown = format!("{:?}", args.id);
     let refuse = |e: io::Error| match e.kind() {
         io::ErrorKind::InvalidInput => Error::BadLockId {
@@ -110,7 +114,7 @@ pub(crate) fn run(args: &ReleaseArgs, _quiet: bool) -> Result<ExitCode> {
 
 /// The lock was taken by `acquire` for `owner`: same PID, and the same start token when
 /// one was recorded (so a reused PID is not the owner).
-fn owned_by(info: Option<&Info>, owner: u32) -> bool {
+pub(super) fn owned_by(info: Option<&Info>, owner: u32) -> bool {
     let Some(info) = info else {
         return false;
     };

@@ -92,7 +92,7 @@ pub(crate) fn name_problem(name: &str) -> Option<&'static str> {
 }
 
 /// Where `--name` locks live by default; `None` without a home directory.
-fn named_lock_dir() -> Option<PathBuf> {
+pub(crate) fn named_lock_dir() -> Option<PathBuf> {
     let state = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())

@@ -204,6 +204,12 @@ impl LockGuard {
         self.remote.as_ref().map(etcd::lock::Held::fencing_token)
     }
 
+    /// The etcd lock itself, for `acquire` to hand over to its keeper.
+    #[cfg(unix)]
+    pub(crate) fn into_remote(mut self) -> Option<etcd::lock::Held> {
+        self.remote.take()
+    }
+
     /// Whether the lock lives in etcd.
     #[cfg(unix)]
     pub(crate) fn is_remote(&self) -> bool {

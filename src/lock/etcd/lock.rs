@@ -369,6 +369,46 @@ impl Held {
         }
     }
 
+    /// The lease that holds the lock, and the lock's key.
+    pub(crate) fn lease(&self) -> i64 {
+        self.lease
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// Stops keeping the lease alive here without revoking it: another process (the
+    /// keeper `acquire` leaves behind) has taken the lease over.
+    pub(crate) fn hand_over(mut self) {
+        self.keeper.stop();
+        self.released = true;
+    }
+
+    /// Takes over a lease another process holds a lock with (the keeper of `acquire`):
+    /// etcd confirmed it alive at `sent` for `ttl` seconds; from now on a thread here
+    /// keeps it alive.
+    pub(crate) fn adopt(
+        store: Store,
+        key: Vec<u8>,
+        lease: i64,
+        revision: i64,
+        confirmed: (Instant, i64),
+        name: String,
+    ) -> std::io::Result<Held> {
+        let (sent, ttl) = confirmed;
+        let ttl = Duration::from_secs(u64::try_from(ttl.max(1)).unwrap_or(1));
+        let keeper = Keeper::start(store.gateway.clone(), lease, ttl, sent, name)?;
+        Ok(Held {
+            store,
+            key,
+            lease,
+            revision,
+            keeper,
+            released: false,
+        })
+    }
+
     /// Gives the lock up: revokes the lease, which deletes the key and wakes the next
     /// waiter.
     pub(crate) fn release(mut self) -> Result<(), LockError> {

@@ -46,7 +46,10 @@ pub(crate) fn acquire(
     // Sub-second, so that "held 0.4s" means what it says; the liveness is the lease's.
     info.acquired = Some(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
     info.liveness = None;
-    info.pid_start = None;
+    // An `acquire` lock keeps its owner's start token: `release` checks it.
+    if opts.owner == super::Owner::ThisProcess {
+        info.pid_start = None;
+    }
     let request = Request {
         name: &name,
         shared: opts.shared,
