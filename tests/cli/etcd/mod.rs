@@ -3,6 +3,7 @@
 
 pub mod fixture;
 
+mod acquire;
 mod basics;
 mod failures;
 mod harness;
@@ -17,7 +18,35 @@ use fixture::Etcd;
 /// `lockrun ARGS` in `env`'s dir with `LOCKRUN_BACKEND` set to `etcd`'s URL.
 pub fn lockrun(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Command {
     let mut cmd = env.command(args);
+    with_backend(&mut cmd, env, etcd);
+    cmd
+}
+
+/// `sh -c SCRIPT` in `env`'s dir, `$L` being lockrun, with the backend set as for
+/// [`lockrun`], in a process group of its own (so that a test can kill what it runs).
+pub fn shell(env: &TestEnv, etcd: &Etcd, script: &str) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(script)
+        .current_dir(env.root())
+        .env("L", crate::testenv::bin())
+        .env_remove("LOCKRUN_DIR")
+        .env_remove("LOCKRUN_TIMEOUT")
+        .env_remove("LOCKRUN_DEBUG")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    with_backend(&mut cmd, env, etcd);
+    cmd.spawn().expect("spawn sh")
+}
+
+/// The environment of a lockrun that uses `etcd`: its URL and TLS files, no user, and
+/// the state directory (where `acquire`'s keepers keep their notes) inside `env`.
+fn with_backend(cmd: &mut Command, env: &TestEnv, etcd: &Etcd) {
     cmd.env("LOCKRUN_BACKEND", etcd.url())
+        .env("XDG_STATE_HOME", env.path("state"))
         .env_remove("LOCKRUN_ETCD_USER")
         .env_remove("LOCKRUN_ETCD_PASSWORD")
         .env_remove("LOCKRUN_ETCD_CA")
@@ -29,7 +58,6 @@ pub fn lockrun(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Command {
             .env("LOCKRUN_ETCD_CERT", &c.client_cert)
             .env("LOCKRUN_ETCD_KEY", &c.client_key);
     }
-    cmd
 }
 
 pub fn run(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Output {
