@@ -26,6 +26,10 @@ struct Removal {
 }
 
 pub(crate) fn run(args: &CleanupArgs, quiet: bool) -> Result<ExitCode> {
+    #[cfg(unix)]
+    if let Some(settings) = super::etcd_admin::listing_backend(&args.backend, &args.dir)? {
+        return super::etcd_admin::cleanup(&settings, args.dry_run, args.json, quiet);
+    }
     let lock_dir = lock_report::dir_to_list(&args.dir)?;
     let judge = lock_report::judge(args.dir.stale_after);
     let mut removed = Vec::new();

@@ -31,6 +31,10 @@ struct Row {
 }
 
 pub(crate) fn run(args: &ShowArgs, quiet: bool) -> Result<ExitCode> {
+    #[cfg(unix)]
+    if let Some(settings) = super::etcd_admin::listing_backend(&args.backend, &args.dir)? {
+        return super::etcd_admin::show(&settings, args.json, quiet);
+    }
     let lock_dir = lock_report::dir_to_list(&args.dir)?;
     let judge = lock_report::judge(args.dir.stale_after);
     let names = list_dir(&lock_dir)?;

@@ -240,15 +240,46 @@ impl Store {
             .gateway
             .range(&start, &end, Instant::now() + timeout)?
             .kvs;
-        let admitted: Vec<Kv> = match kvs.first() {
-            Some(first) if is_shared(first) => {
-                kvs.iter().take_while(|kv| is_shared(kv)).cloned().collect()
+        Ok(Admitted::of(&kvs))
+    }
+
+    /// Every lock under the prefix: each name with its holders and waiters, in the order
+    /// of their oldest key; and the keys lockrun did not write (no lease, or not
+    /// `<name>//<lease>`), which it never touches.
+    pub(crate) fn all_locks(
+        &self,
+        timeout: Duration,
+    ) -> Result<(Vec<(String, Admitted)>, Vec<Kv>), GwError> {
+        let start = self.prefix.as_bytes().to_vec();
+        let end = prefix_end(&start);
+        let kvs = self
+            .gateway
+            .range(&start, &end, Instant::now() + timeout)?
+            .kvs;
+        let mut names: Vec<(String, Vec<Kv>)> = Vec::new();
+        let mut foreign = Vec::new();
+        for kv in kvs {
+            let key = String::from_utf8_lossy(&kv.key).into_owned();
+            let rest = key.strip_prefix(&self.prefix).unwrap_or(&key);
+            let ours = rest.rsplit_once("//").filter(|(name, lease)| {
+                kv.lease != 0
+                    && name_problem(name).is_none()
+                    && *lease == format!("{:016x}", kv.lease)
+            });
+            let Some((name, _)) = ours else {
+                foreign.push(kv);
+                continue;
+            };
+            match names.iter_mut().find(|(n, _)| n == name) {
+                Some((_, keys)) => keys.push(kv),
+                None => names.push((name.to_string(), vec![kv])),
             }
-            Some(first) => vec![first.clone()],
-            None => Vec::new(),
-        };
-        let waiting = kvs.len() - admitted.len();
-        Ok(Admitted { admitted, waiting })
+        }
+        let locks = names
+            .into_iter()
+            .map(|(name, kvs)| (name, Admitted::of(&kvs)))
+            .collect();
+        Ok((locks, foreign))
     }
 
     /// Revokes a lease (`unlock --force`): its key goes, its holder finds it lost.
@@ -262,6 +293,22 @@ impl Store {
 pub(crate) struct Admitted {
     pub(crate) admitted: Vec<Kv>,
     pub(crate) waiting: usize,
+}
+
+impl Admitted {
+    /// From one name's keys, oldest first: the oldest key holds, and the shared keys
+    /// right after a shared one.
+    fn of(kvs: &[Kv]) -> Admitted {
+        let admitted: Vec<Kv> = match kvs.first() {
+            Some(first) if is_shared(first) => {
+                kvs.iter().take_while(|kv| is_shared(kv)).cloned().collect()
+            }
+            Some(first) => vec![first.clone()],
+            None => Vec::new(),
+        };
+        let waiting = kvs.len() - admitted.len();
+        Admitted { admitted, waiting }
+    }
 }
 
 /// The newest key older than ours that keeps us out.

@@ -7,6 +7,7 @@ mod acquire;
 mod basics;
 mod failures;
 mod harness;
+mod listing;
 mod scale;
 mod secure;
 
