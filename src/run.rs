@@ -35,6 +35,14 @@ where
             return ExitCode::Usage.code();
         }
     };
+    if let Command::With(with) = &cli.command
+        && let Some(file) = with.stray_file(&args)
+    {
+        crate::quote::say(&format!(
+            "with --name: {file:?} before '--' would be run as the command; with --name there is no FILE (lockrun with --name NAME -- COMMAND...)"
+        ));
+        return ExitCode::Usage.code();
+    }
     if cli.verbose {
         crate::trace::enable();
     }

@@ -38,7 +38,7 @@ pub(crate) struct WithArgs {
     pub(crate) kill_after: std::time::Duration,
 
     /// The file whose lock to take (it need not exist). With --name there is no FILE:
-    /// everything after the options is the command.
+    /// everything after the options is the command (a FILE before `--` is refused).
     #[arg(value_name = "FILE", required_unless_present = "name")]
     pub(crate) file: Option<PathBuf>,
 
@@ -50,4 +50,18 @@ pub(crate) struct WithArgs {
         allow_hyphen_values = true
     )]
     pub(crate) command: Vec<OsString>,
+}
+
+impl WithArgs {
+    /// `with --name NAME FILE -- CMD`: with --name there is no FILE, so clap hands the
+    /// first word to FILE and the command would be FILE. What follows the first `--` of
+    /// the raw command line is the command; a word clap took before it is a stray FILE.
+    /// `None` when there is none (or no `--` to tell by).
+    pub(crate) fn stray_file(&self, raw: &[OsString]) -> Option<String> {
+        self.lock.backend.name.as_ref()?;
+        let file = self.file.as_ref()?;
+        let dashes = raw.iter().skip(1).position(|a| a == "--")? + 1;
+        let after = raw.len() - dashes - 1;
+        (1 + self.command.len() > after).then(|| file.display().to_string())
+    }
 }

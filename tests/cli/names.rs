@@ -114,3 +114,70 @@ fn status_and_update_take_a_name_too() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
+
+/// `with --name N FILE -- CMD` would run FILE as the command (clap drops the `--`): it
+/// is a usage error naming FILE, and nothing runs.
+#[test]
+fn with_name_and_a_file_before_the_dashes_is_refused() {
+    let env = TestEnv::new();
+    env.write("f.sh", "#!/bin/sh\ntouch ran-file\n");
+    std::fs::set_permissions(
+        env.path("f.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = env
+        .command([
+            "with",
+            "--name",
+            "job",
+            "--lock-dir",
+            "locks",
+            "./f.sh",
+            "--",
+            "touch",
+            "ran-cmd",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("lockrun: with --name: \"./f.sh\" before '--'"),
+        "{err}"
+    );
+    assert!(!env.path("ran-file").exists() && !env.path("ran-cmd").exists());
+    // Without FILE, or without `--`, everything after the options is the command.
+    for args in [
+        &[
+            "with",
+            "--name",
+            "job",
+            "--lock-dir",
+            "locks",
+            "--",
+            "touch",
+            "a",
+        ][..],
+        &["with", "--name", "job", "--lock-dir", "locks", "touch", "b"][..],
+        &[
+            "with",
+            "--name",
+            "job",
+            "--lock-dir",
+            "locks",
+            "--",
+            "sh",
+            "-c",
+            "touch c",
+            "--",
+        ][..],
+    ] {
+        let out = env.command(args).output().unwrap();
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    }
+    for f in ["a", "b", "c"] {
+        assert!(env.path(f).exists(), "{f}");
+    }
+}
