@@ -8,6 +8,7 @@ mod basics;
 mod failures;
 mod harness;
 mod listing;
+mod protocol;
 mod scale;
 mod secure;
 
