@@ -537,6 +537,11 @@ impl Gateway {
             let result = v.get("result").unwrap_or(&v);
             let compacted = int(result, "compact_revision");
             if compacted > 0 {
+                crate::trace::step(|| {
+                    format!(
+                        "etcd: the watch from revision {from} was compacted (history kept from {compacted}): looking again"
+                    )
+                });
                 return Ok(WatchEnd::Compacted);
             }
             if result.get("canceled").and_then(Value::as_bool) == Some(true) {

@@ -39,6 +39,8 @@ pub struct Options {
     pub members: usize,
     /// Serve clients over TLS with client certificates required.
     pub tls: bool,
+    /// etcd's `--auth-token-ttl`: how long an unused auth token lives (default 300 s).
+    pub auth_token_ttl: Option<u32>,
 }
 
 pub struct Member {
@@ -103,6 +105,7 @@ impl Etcd {
         Etcd::start(Options {
             members: 1,
             tls: false,
+            ..Options::default()
         })
     }
 
@@ -156,6 +159,9 @@ impl Etcd {
                 "--initial-cluster-state=new".into(),
                 format!("--initial-cluster-token={token}"),
             ];
+            if let Some(ttl) = opts.auth_token_ttl {
+                args.push(format!("--auth-token-ttl={ttl}"));
+            }
             if let Some(c) = &etcd.certs {
                 args.push(format!("--cert-file={}", c.server_cert.display()));
                 args.push(format!("--key-file={}", c.server_key.display()));

@@ -32,6 +32,7 @@ fn three_members_survive_one_kill() {
     let Some(mut etcd) = Etcd::start(Options {
         members: 3,
         tls: false,
+        ..Options::default()
     }) else {
         return;
     };
@@ -61,6 +62,7 @@ fn tls_and_auth() {
     let Some(mut etcd) = Etcd::start(Options {
         members: 1,
         tls: true,
+        ..Options::default()
     }) else {
         return;
     };

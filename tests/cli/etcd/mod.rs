@@ -9,6 +9,7 @@ mod failures;
 mod harness;
 mod listing;
 mod protocol;
+mod robust;
 mod scale;
 mod secure;
 

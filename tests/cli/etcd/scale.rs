@@ -68,6 +68,7 @@ fn cluster_run(pick_victim: impl Fn(&Etcd) -> usize, options: &str) {
     let Some(mut etcd) = Etcd::start(Options {
         members: 3,
         tls: false,
+        ..Options::default()
     }) else {
         return;
     };

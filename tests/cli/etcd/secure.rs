@@ -9,6 +9,7 @@ fn tls_with_client_certificates() {
     let Some(etcd) = Etcd::start(Options {
         members: 1,
         tls: true,
+        ..Options::default()
     }) else {
         return;
     };
