@@ -168,6 +168,10 @@ pub(crate) enum Command {
     /// JSON (--json): an array of objects with the fields of status --json, plus name
     /// (string: the entry's file name), path (string: its full path) and kind (string:
     /// "lock", "gate", "garbage" or "other"); target is null when unknown.
+    ///
+    /// With --backend etcd://... it lists the locks in etcd under the prefix instead
+    /// (holders, shared readers, waiters; name is the lock's name, path its key), and
+    /// keys there that lockrun did not write as "other"; never the lock directory.
     #[command(
         after_help = "Examples:\n  lockrun show\n  LOCKRUN_DIR=~/aiconfig/.locks lockrun show --json"
     )]
@@ -192,6 +196,11 @@ pub(crate) enum Command {
     /// (string), path (string), kind ("lock" or "garbage"), target (string or
     /// null), reason (string)); skipped (array of objects: name (string), path
     /// (string), reason (string)).
+    ///
+    /// With --backend etcd://... nothing is removed: a lock in etcd ends with its
+    /// holder's lease, so none is ever stale. It says so in one line and lists keys under
+    /// the prefix that lockrun did not write as skipped (JSON: lock_dir null, backend
+    /// and prefix strings, count 0).
     #[command(
         after_help = "Examples:\n  lockrun cleanup --dry-run\n  lockrun cleanup --lock-dir ~/aiconfig/.locks"
     )]
@@ -218,6 +227,14 @@ pub(crate) enum Command {
     /// `lockrun release` from the same shell or a subshell of it. Run it as
     /// id=$(lockrun acquire FILE). `sh -c 'lockrun acquire FILE'` execs lockrun in place
     /// of sh, making sh's caller the owner; --owner $$ says it explicitly.
+    ///
+    /// With --backend etcd://... the lock is taken in etcd and the id is
+    /// etcd://HOST:PORT[,...]/<key>. acquire leaves a keeper process behind (its own
+    /// session, no terminal, standard streams on /dev/null) that keeps the lease alive
+    /// while the owner runs and revokes it within 0.1 s once the owner is gone. A lease
+    /// lost meanwhile (etcd unreachable past the TTL, unlock --force, the keeper killed)
+    /// cannot stop the shell's work: status shows it, and the next release says "lost the
+    /// lock on NAME: ..." and exits 69.
     #[command(
         after_help = "Examples:\n  id=$(lockrun acquire -w 10 --label deploy state.json) || exit\n  ... work on state.json ...\n  lockrun release \"$id\""
     )]
@@ -232,7 +249,9 @@ pub(crate) enum Command {
     /// touched (exit 2); so is, even with --force, a directory that is not a lock
     /// lockrun made: no info file, an info that is not a regular file or not lock info
     /// (PID, ACQUIRED and HOSTNAME lines), or other files beside it. A lock that no
-    /// longer exists exits 66; another owner's lock exits 77.
+    /// longer exists exits 66; another owner's lock exits 77. An etcd id
+    /// (etcd://HOST:PORT[,...]/<key>) is released by revoking its lease; the TLS options
+    /// and LOCKRUN_ETCD_* apply; an etcd lock whose lease was lost exits 69.
     Release(ReleaseArgs),
 
     /// Keep an `acquire` lease in etcd alive while its owner lives (started by acquire).
