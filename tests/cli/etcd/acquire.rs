@@ -6,7 +6,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use super::fixture::Etcd;
-use super::{run, shell, spawn};
+use super::harness::*;
 use crate::testenv::{PATIENCE, TestEnv, code, go, here, stderr, stdout, wait_output, wait_until};
 
 /// The default lease TTL.
@@ -60,8 +60,7 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn acquire_holds_for_the_shell_until_its_release_hands_over() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     let a = acquirer(&env, &etcd, "--label deploy", "a");
     let id = id_of(&env, "a");
     assert!(
@@ -69,8 +68,7 @@ fn acquire_holds_for_the_shell_until_its_release_hands_over() {
         "{id}"
     );
     // The holder is the shell, with its label, as status tells.
-    let out = run(&env, &etcd, &["status", "--json", "--name", "job"]);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let out = run_expect(&env, &etcd, &["status", "--json", "--name", "job"], 1);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["pid"], a.id());
     assert_eq!(v["host"], here());
@@ -93,12 +91,9 @@ fn acquire_holds_for_the_shell_until_its_release_hands_over() {
     );
     std::thread::sleep(Duration::from_millis(500));
     assert!(!env.path("b.took").exists(), "the waiter took a held lock");
-    go(&env, "a");
-    let out = wait_output(a, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    release(&env, a, "a");
     assert_eq!(env.read("a.released").trim(), "0");
-    let out = wait_output(waiter, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    finish(waiter);
     assert!(env.path("b.took").exists());
     // Released twice: the lock is gone (66), not lost.
     let out = wait_output(
@@ -112,17 +107,10 @@ fn acquire_holds_for_the_shell_until_its_release_hands_over() {
 
 #[test]
 fn a_killed_owner_shell_hands_the_lock_on_within_the_ttl() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     let a = acquirer(&env, &etcd, "", "a");
     let keeper = keeper_of(&env, &id_of(&env, "a"));
-    let waiter = spawn(
-        &env,
-        &etcd,
-        &[
-            "with", "-q", "-w", "20", "--name", "job", "--", "touch", "taken",
-        ],
-    );
+    let waiter = waiter(&env, &etcd, "20", "job", "taken");
     std::thread::sleep(Duration::from_millis(300));
     assert!(!env.path("taken").exists());
     let killed = Instant::now();
@@ -149,8 +137,7 @@ fn a_killed_owner_shell_hands_the_lock_on_within_the_ttl() {
 
 #[test]
 fn a_killed_keeper_lets_the_lease_expire_and_release_says_the_lock_was_lost() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     let a = acquirer(&env, &etcd, "", "a");
     let keeper = keeper_of(&env, &id_of(&env, "a"));
     let killed = Instant::now();
@@ -175,9 +162,7 @@ fn a_killed_keeper_lets_the_lease_expire_and_release_says_the_lock_was_lost() {
         "{}",
         stdout(&out)
     );
-    go(&env, "a");
-    let out = wait_output(a, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = release(&env, a, "a");
     assert_eq!(env.read("a.released").trim(), "69");
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -191,12 +176,10 @@ fn a_killed_keeper_lets_the_lease_expire_and_release_says_the_lock_was_lost() {
 
 #[test]
 fn a_revoked_lease_is_reported_by_the_owners_release() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     let a = acquirer(&env, &etcd, "", "a");
     let keeper = keeper_of(&env, &id_of(&env, "a"));
-    let out = run(&env, &etcd, &["unlock", "--force", "--name", "job"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    run_expect(&env, &etcd, &["unlock", "--force", "--name", "job"], 0);
     // The keeper learns it at its next keepalive and says so for the release.
     wait_until("the keeper to record the loss", || {
         stdout(&run(&env, &etcd, &["status", "--name", "job"])).contains("lost the lock")
@@ -212,8 +195,7 @@ fn a_revoked_lease_is_reported_by_the_owners_release() {
 
 #[test]
 fn release_of_another_shells_id_is_refused() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     let a = acquirer(&env, &etcd, "", "a");
     let id = id_of(&env, "a");
     let out = wait_output(

@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::fixture::Etcd;
-use super::{hold, run, spawn};
+use super::harness::*;
 use crate::testenv::{PATIENCE, TestEnv, code, stderr, wait_output, wait_until};
 
 /// The default lease TTL (documented; `--lease-ttl` changes it).
@@ -12,16 +11,9 @@ const TTL: Duration = Duration::from_secs(2);
 
 #[test]
 fn a_killed_holder_hands_the_lock_on_within_the_ttl() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     let mut holder = hold(&env, &etcd, &["--name", "job"], "h");
-    let waiter = spawn(
-        &env,
-        &etcd,
-        &[
-            "with", "-q", "-w", "20", "--name", "job", "--", "touch", "taken",
-        ],
-    );
+    let waiter = waiter(&env, &etcd, "20", "job", "taken");
     std::thread::sleep(Duration::from_millis(300));
     let killed = Instant::now();
     holder.kill().unwrap(); // SIGKILL: no release, the lease must expire
@@ -34,26 +26,17 @@ fn a_killed_holder_hands_the_lock_on_within_the_ttl() {
         handoff < TTL + Duration::from_millis(1500),
         "handoff took {handoff:?}"
     );
-    let out = wait_output(waiter, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    finish(waiter);
 }
 
 #[test]
 fn etcd_frozen_past_the_ttl_kills_the_command_and_exits_69() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
-    let holder = spawn(
+    let Some((etcd, env)) = single() else { return };
+    let holder = with_sh(
         &env,
         &etcd,
-        &[
-            "with",
-            "--name",
-            "job",
-            "--",
-            "sh",
-            "-c",
-            "echo $$ > cmd.pid; touch h.ready; sleep 30; touch survived",
-        ],
+        "job",
+        "echo $$ > cmd.pid; touch h.ready; sleep 30; touch survived",
     );
     wait_until("the holder's command to run", || {
         env.path("h.ready").exists()
@@ -113,8 +96,7 @@ fn etcd_down_at_start_is_one_line_within_the_wait() {
 
 #[test]
 fn unlock_force_revokes_the_holders_lease_and_its_command_is_killed() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     let holder = hold(&env, &etcd, &["--name", "job"], "h");
     let out = run(&env, &etcd, &["unlock", "--name", "job"]);
     assert_eq!(
@@ -123,8 +105,7 @@ fn unlock_force_revokes_the_holders_lease_and_its_command_is_killed() {
         "a live lock needs --force: {}",
         stderr(&out)
     );
-    let out = run(&env, &etcd, &["unlock", "--force", "--name", "job"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    run_expect(&env, &etcd, &["unlock", "--force", "--name", "job"], 0);
     let out = wait_output(holder, PATIENCE);
     assert_eq!(code(&out), 69, "{}", stderr(&out));
     assert!(
@@ -138,8 +119,7 @@ fn unlock_force_revokes_the_holders_lease_and_its_command_is_killed() {
 /// it computed (here: frozen with SIGSTOP past the lease TTL) replaces nothing.
 #[test]
 fn update_that_lost_its_lease_replaces_nothing() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     env.write("memo.json", "{\"n\":0}\n");
     // A filter that computes for a while (a fraction of a second when built for release).
     let writer = spawn(
@@ -161,7 +141,7 @@ fn update_that_lost_its_lease_replaces_nothing() {
     rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
     std::thread::sleep(TTL + Duration::from_millis(1500));
     // Its lease has expired: somebody else can take the lock meanwhile.
-    let out = run(&env, &etcd, &["with", "-n", "--name", "memo", "--", "true"]);
+    let out = try_once(&env, &etcd, "memo", false);
     assert_eq!(
         code(&out),
         0,

@@ -1,74 +1,158 @@
-//! The fixture itself: etcd starts on loopback, answers, and is gone after the drop.
+//! What the etcd tests share: lockrun and shells with the backend set to a test etcd,
+//! a holder that runs until told to go, a waiter, and the checks of how they end.
 
-use super::fixture::{Etcd, Options};
+use std::process::{Child, Command, Output, Stdio};
 
-fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-        })
+use super::fixture::Etcd;
+use crate::testenv::{PATIENCE, TestEnv, code, go, stderr, wait_output};
+
+/// `lockrun ARGS` in `env`'s dir with `LOCKRUN_BACKEND` set to `etcd`'s URL.
+pub fn lockrun(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Command {
+    let mut cmd = env.command(args);
+    with_backend(&mut cmd, env, etcd);
+    cmd
 }
 
-#[test]
-fn single_member_serves_and_is_gone_after_drop() {
-    let Some(etcd) = Etcd::single() else { return };
-    etcd.etcdctl(&["put", "k", "v"]);
-    assert_eq!(
-        etcd.etcdctl(&["get", "--print-value-only", "k"]).trim(),
-        "v"
-    );
-    let pid = etcd.members[0].pid;
-    let data = etcd.dir().to_path_buf();
-    assert!(alive(pid));
-    drop(etcd);
-    assert!(!alive(pid), "etcd {pid} still runs after the drop");
-    assert!(!data.exists(), "{} left behind", data.display());
+/// `sh -c SCRIPT` in `env`'s dir, `$L` being lockrun, with the backend set as for
+/// [`lockrun`], in a process group of its own (so that a test can kill what it runs).
+pub fn shell(env: &TestEnv, etcd: &Etcd, script: &str) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(script)
+        .current_dir(env.root())
+        .env("L", crate::testenv::bin())
+        .env_remove("LOCKRUN_DIR")
+        .env_remove("LOCKRUN_TIMEOUT")
+        .env_remove("LOCKRUN_DEBUG")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    with_backend(&mut cmd, env, etcd);
+    cmd.spawn().expect("spawn sh")
 }
 
-#[test]
-fn three_members_survive_one_kill() {
-    let Some(mut etcd) = Etcd::start(Options {
-        members: 3,
-        tls: false,
-        ..Options::default()
-    }) else {
-        return;
-    };
-    etcd.etcdctl(&["put", "k", "1"]);
-    etcd.kill(1);
-    // A request in flight when the leader dies can hang until etcd's own request
-    // timeout; a new one goes through once the two left have elected a leader.
-    let live = [0, 2];
-    let ok = (0..10).any(|_| {
-        etcd.etcdctl_at(&live, &["--command-timeout=1s", "put", "k", "2"])
-            .status
-            .success()
-    });
-    assert!(
-        ok,
-        "no put went through after a member was killed:\n{}",
-        etcd.logs()
-    );
-    assert_eq!(
-        etcd.etcdctl(&["get", "--print-value-only", "k"]).trim(),
-        "2"
-    );
+/// The environment of a lockrun that uses `etcd`: its URL and TLS files, no user, and
+/// the state directory (where `acquire`'s keepers keep their notes) inside `env`.
+fn with_backend(cmd: &mut Command, env: &TestEnv, etcd: &Etcd) {
+    cmd.env("LOCKRUN_BACKEND", etcd.url())
+        .env("XDG_STATE_HOME", env.path("state"))
+        .env_remove("LOCKRUN_ETCD_USER")
+        .env_remove("LOCKRUN_ETCD_PASSWORD")
+        .env_remove("LOCKRUN_ETCD_CA")
+        .env_remove("LOCKRUN_ETCD_CERT")
+        .env_remove("LOCKRUN_ETCD_KEY")
+        .env_remove("LOCKRUN_FENCING_TOKEN");
+    if let Some(c) = &etcd.certs {
+        cmd.env("LOCKRUN_ETCD_CA", &c.ca)
+            .env("LOCKRUN_ETCD_CERT", &c.client_cert)
+            .env("LOCKRUN_ETCD_KEY", &c.client_key);
+    }
 }
 
-#[test]
-fn tls_and_auth() {
-    let Some(mut etcd) = Etcd::start(Options {
-        members: 1,
-        tls: true,
-        ..Options::default()
-    }) else {
-        return;
-    };
-    etcd.enable_auth("alice", "alice-secret", "lockrun/");
-    etcd.etcdctl(&["put", "lockrun/k", "v"]);
-    // Without credentials etcd refuses.
-    let out = etcd.etcdctl_at(&[0], &["--user=alice:wrong", "get", "lockrun/k"]);
-    assert!(!out.status.success());
+pub fn run(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Output {
+    let child = lockrun(env, etcd, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lockrun");
+    wait_output(child, PATIENCE)
+}
+
+pub fn spawn(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Child {
+    lockrun(env, etcd, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lockrun")
+}
+
+/// `lockrun with ARGS -- sh -c '<touch NAME.ready, wait for NAME.go>'`, returned once
+/// the command runs (it holds the lock until `crate::testenv::go(env, NAME)`).
+pub fn hold(env: &TestEnv, etcd: &Etcd, args: &[&str], name: &str) -> Child {
+    let script = format!("touch {name}.ready; while [ ! -e {name}.go ]; do sleep 0.01; done");
+    let mut full: Vec<&str> = vec!["with"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--", "sh", "-c", &script]);
+    let mut child = spawn(env, etcd, &full);
+    let ready = env.path(&format!("{name}.ready"));
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = wait_output(child, PATIENCE);
+            panic!(
+                "holder {name} exited ({status}) before its command ran: {}",
+                crate::testenv::stderr(&out)
+            );
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "holder {name} never ran its command"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child
+}
+
+/// Asserts that `out` ended with `want`, showing its stderr if not; returns it.
+#[track_caller]
+pub fn expect(out: Output, want: i32) -> Output {
+    assert_eq!(code(&out), want, "{}", stderr(&out));
+    out
+}
+
+/// `lockrun ARGS` (as [`run`]) that must exit `want`.
+#[track_caller]
+pub fn run_expect(env: &TestEnv, etcd: &Etcd, args: &[&str], want: i32) -> Output {
+    expect(run(env, etcd, args), want)
+}
+
+/// Waits for `child` (bounded) and asserts it succeeded.
+#[track_caller]
+pub fn finish(child: Child) -> Output {
+    expect(wait_output(child, PATIENCE), 0)
+}
+
+/// Lets the holder `name` of [`hold`] go and asserts it released cleanly.
+#[track_caller]
+pub fn release(env: &TestEnv, holder: Child, name: &str) -> Output {
+    go(env, name);
+    finish(holder)
+}
+
+/// `with -q -w WAIT --name NAME -- touch MARKER` in the background: a waiter whose
+/// command leaves MARKER once it holds the lock.
+pub fn waiter(env: &TestEnv, etcd: &Etcd, wait: &str, name: &str, marker: &str) -> Child {
+    spawn(
+        env,
+        etcd,
+        &[
+            "with", "-q", "-w", wait, "--name", name, "--", "touch", marker,
+        ],
+    )
+}
+
+/// `with -n [-s] --name NAME -- true`: the exit status of one try at the lock.
+pub fn try_once(env: &TestEnv, etcd: &Etcd, name: &str, shared: bool) -> Output {
+    let mut args = vec!["with", "-n"];
+    if shared {
+        args.push("-s");
+    }
+    args.extend(["--name", name, "--", "true"]);
+    run(env, etcd, &args)
+}
+
+/// A one-member etcd and a test directory; `None` (the test skipped) without etcd.
+pub fn single() -> Option<(Etcd, TestEnv)> {
+    Etcd::single().map(|etcd| (etcd, TestEnv::new()))
+}
+
+/// `with --name NAME -- sh -c SCRIPT` in the background.
+pub fn with_sh(env: &TestEnv, etcd: &Etcd, name: &str, script: &str) -> Child {
+    spawn(
+        env,
+        etcd,
+        &["with", "--name", name, "--", "sh", "-c", script],
+    )
 }

@@ -1,16 +1,13 @@
 //! `show` and `cleanup` on the etcd backend: they list what is in etcd, never the local
 //! lock directory.
 
-use super::fixture::Etcd;
-use super::{hold, run};
-use crate::testenv::{PATIENCE, TestEnv, code, go, here, stderr, stdout, wait_output};
+use super::harness::*;
+use crate::testenv::{PATIENCE, code, go, here, stderr, stdout, wait_output};
 
 #[test]
 fn show_lists_the_locks_in_etcd_and_not_the_local_directory() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
-    let out = run(&env, &etcd, &["show"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let Some((etcd, env)) = single() else { return };
+    let out = run_expect(&env, &etcd, &["show"], 0);
     assert_eq!(
         stderr(&out),
         format!(
@@ -24,8 +21,7 @@ fn show_lists_the_locks_in_etcd_and_not_the_local_directory() {
     let r1 = hold(&env, &etcd, &["-s", "--name", "db"], "r1");
     let r2 = hold(&env, &etcd, &["-s", "--name", "db"], "r2");
     etcd.etcdctl(&["put", "lockrun/stray", "x"]);
-    let out = run(&env, &etcd, &["show"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_expect(&env, &etcd, &["show"], 0);
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
@@ -70,8 +66,7 @@ fn show_lists_the_locks_in_etcd_and_not_the_local_directory() {
     assert_eq!(readers, expected);
     assert_eq!(rows[2]["kind"], "other");
     // One lock is looked at with status, not show.
-    let out = run(&env, &etcd, &["show", "--name", "job"]);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let out = run_expect(&env, &etcd, &["show", "--name", "job"], 2);
     assert_eq!(stderr(&out).lines().count(), 1);
     for (child, name) in [(job, "job"), (r1, "r1"), (r2, "r2"), (local, "local")] {
         go(&env, name);
@@ -81,12 +76,10 @@ fn show_lists_the_locks_in_etcd_and_not_the_local_directory() {
 
 #[test]
 fn cleanup_says_there_is_nothing_to_clean_and_touches_no_foreign_key() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     let job = hold(&env, &etcd, &["--name", "job"], "job");
     etcd.etcdctl(&["put", "lockrun/stray", "x"]);
-    let out = run(&env, &etcd, &["cleanup"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run_expect(&env, &etcd, &["cleanup"], 0);
     let text = stdout(&out);
     assert_eq!(
         text,

@@ -1,108 +1,17 @@
 //! The etcd backend against real etcd servers (see `fixture`): each test starts its own
 //! etcd on 127.0.0.1 (free ports, temp data dir) and it is gone when the test ends.
+//! `harness` has what the tests share: lockrun and shells pointed at an etcd, holders,
+//! waiters and the checks of how they end.
 
 pub mod fixture;
+pub mod harness;
 
 mod acquire;
 mod basics;
 mod failures;
-mod harness;
 mod listing;
 mod protocol;
 mod robust;
 mod scale;
 mod secure;
-
-use std::process::{Child, Command, Output, Stdio};
-
-use crate::testenv::{PATIENCE, TestEnv, wait_output};
-use fixture::Etcd;
-
-/// `lockrun ARGS` in `env`'s dir with `LOCKRUN_BACKEND` set to `etcd`'s URL.
-pub fn lockrun(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Command {
-    let mut cmd = env.command(args);
-    with_backend(&mut cmd, env, etcd);
-    cmd
-}
-
-/// `sh -c SCRIPT` in `env`'s dir, `$L` being lockrun, with the backend set as for
-/// [`lockrun`], in a process group of its own (so that a test can kill what it runs).
-pub fn shell(env: &TestEnv, etcd: &Etcd, script: &str) -> Child {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(script)
-        .current_dir(env.root())
-        .env("L", crate::testenv::bin())
-        .env_remove("LOCKRUN_DIR")
-        .env_remove("LOCKRUN_TIMEOUT")
-        .env_remove("LOCKRUN_DEBUG")
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    with_backend(&mut cmd, env, etcd);
-    cmd.spawn().expect("spawn sh")
-}
-
-/// The environment of a lockrun that uses `etcd`: its URL and TLS files, no user, and
-/// the state directory (where `acquire`'s keepers keep their notes) inside `env`.
-fn with_backend(cmd: &mut Command, env: &TestEnv, etcd: &Etcd) {
-    cmd.env("LOCKRUN_BACKEND", etcd.url())
-        .env("XDG_STATE_HOME", env.path("state"))
-        .env_remove("LOCKRUN_ETCD_USER")
-        .env_remove("LOCKRUN_ETCD_PASSWORD")
-        .env_remove("LOCKRUN_ETCD_CA")
-        .env_remove("LOCKRUN_ETCD_CERT")
-        .env_remove("LOCKRUN_ETCD_KEY")
-        .env_remove("LOCKRUN_FENCING_TOKEN");
-    if let Some(c) = &etcd.certs {
-        cmd.env("LOCKRUN_ETCD_CA", &c.ca)
-            .env("LOCKRUN_ETCD_CERT", &c.client_cert)
-            .env("LOCKRUN_ETCD_KEY", &c.client_key);
-    }
-}
-
-pub fn run(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Output {
-    let child = lockrun(env, etcd, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lockrun");
-    wait_output(child, PATIENCE)
-}
-
-pub fn spawn(env: &TestEnv, etcd: &Etcd, args: &[&str]) -> Child {
-    lockrun(env, etcd, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lockrun")
-}
-
-/// `lockrun with ARGS -- sh -c '<touch NAME.ready, wait for NAME.go>'`, returned once
-/// the command runs (it holds the lock until `crate::testenv::go(env, NAME)`).
-pub fn hold(env: &TestEnv, etcd: &Etcd, args: &[&str], name: &str) -> Child {
-    let script = format!("touch {name}.ready; while [ ! -e {name}.go ]; do sleep 0.01; done");
-    let mut full: Vec<&str> = vec!["with"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["--", "sh", "-c", &script]);
-    let mut child = spawn(env, etcd, &full);
-    let ready = env.path(&format!("{name}.ready"));
-    let start = std::time::Instant::now();
-    while !ready.exists() {
-        if let Ok(Some(status)) = child.try_wait() {
-            let out = wait_output(child, PATIENCE);
-            panic!(
-                "holder {name} exited ({status}) before its command ran: {}",
-                crate::testenv::stderr(&out)
-            );
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "holder {name} never ran its command"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child
-}
+mod selftest;

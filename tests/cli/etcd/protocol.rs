@@ -1,16 +1,14 @@
 //! man/lockrun-protocol.5 documents what lockrun writes into etcd: the key layout, every
 //! key of the stored value, and the keeper's note of `acquire`.
 
-use super::fixture::Etcd;
-use super::{run, shell};
-use crate::testenv::{PATIENCE, TestEnv, code, stderr, stdout, wait_output};
+use super::harness::*;
+use crate::testenv::{PATIENCE, code, stderr, stdout, wait_output};
 
 const PROTOCOL: &str = include_str!("../../../man/lockrun-protocol.5");
 
 #[test]
 fn protocol_page_documents_the_etcd_keys_and_values() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     // A `with` holder and an `acquire` holder, each printing what etcd and the keeper's
     // note hold while the lock is theirs.
     let dump = "etcdctl --endpoints=$E get --prefix lockrun/";

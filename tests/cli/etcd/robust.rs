@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::fixture::{Etcd, Options};
-use super::{hold, lockrun, spawn};
+use super::harness::*;
 use crate::testenv::{PATIENCE, TestEnv, code, go, stderr, wait_output, wait_until};
 
 /// A waiter whose watch breaks (its member killed) after etcd compacted the revision it
@@ -68,8 +68,7 @@ fn a_waiter_wakes_after_etcd_compacts_the_revision_it_watches_from() {
     assert_eq!(code(&wait_output(holder, PATIENCE)), 0);
     wait_until("the waiter to take the lock", || env.path("taken").exists());
     let handoff = released.elapsed();
-    let out = wait_output(waiter, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = finish(waiter);
     assert!(
         stderr(&out).contains("was compacted"),
         "the waiter never met the compaction: {}\n{}",
@@ -127,12 +126,10 @@ fn holders_outliving_their_auth_token_reauthenticate_and_release_cleanly() {
     ])
     .spawn()
     .unwrap();
-    let out = wait_output(holder, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = finish(holder);
     assert_eq!(stderr(&out), "", "the holder's release was not clean");
     wait_until("the waiter to take the lock", || env.path("taken").exists());
-    let out = wait_output(waiter, PATIENCE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = finish(waiter);
     assert_eq!(stderr(&out), "", "the waiter's release was not clean");
     // Released for real (revoked), not left to expire: free at once.
     let out = as_alice(&["status", "--name", "job"]).output().unwrap();

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::fixture::{Etcd, Options};
+use super::harness::single;
 use crate::testenv::{TestEnv, code, sh, stderr, wait_output};
 
 /// `n` workers, each running `cycles` lock cycles on NAME; a cycle marks occupancy with
@@ -41,16 +42,14 @@ fn finish(children: Vec<std::process::Child>) {
 
 #[test]
 fn four_processes_by_100_cycles_never_overlap() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     finish(workers(&env, &etcd.url(), 4, 100));
     assert_eq!(env.read("counter").trim(), "400");
 }
 
 #[test]
 fn update_from_four_processes_loses_nothing() {
-    let Some(etcd) = Etcd::single() else { return };
-    let env = TestEnv::new();
+    let Some((etcd, env)) = single() else { return };
     env.write("memo.json", "{\"n\":0}\n");
     // The lock is the name, as for a file that several hosts mount at different paths.
     let worker = format!(

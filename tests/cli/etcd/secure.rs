@@ -1,7 +1,7 @@
 //! TLS with certificates the test makes (openssl), and etcd's user/password auth.
 
 use super::fixture::{Etcd, Options};
-use super::run;
+use super::harness::*;
 use crate::testenv::{TestEnv, code, stderr};
 
 #[test]
@@ -14,15 +14,15 @@ fn tls_with_client_certificates() {
         return;
     };
     let env = TestEnv::new();
-    let out = run(
+    run_expect(
         &env,
         &etcd,
         &["with", "--name", "job", "--", "touch", "ran"],
+        0,
     );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(env.path("ran").exists());
     // Without our CA the server's certificate is refused: one line, nothing run.
-    let out = super::lockrun(
+    let out = lockrun(
         &env,
         &etcd,
         &["with", "-w", "1", "--name", "job", "--", "touch", "ran2"],
@@ -42,7 +42,7 @@ fn auth_takes_the_user_from_the_environment() {
     };
     etcd.enable_auth("alice", "alice-secret", "lockrun/");
     let env = TestEnv::new();
-    let out = super::lockrun(
+    let out = lockrun(
         &env,
         &etcd,
         &["with", "--name", "job", "--", "touch", "ran"],
@@ -55,7 +55,7 @@ fn auth_takes_the_user_from_the_environment() {
     assert!(env.path("ran").exists());
     // A wrong password, or none: permission denied (77), one line, nothing run.
     for password in [Some("wrong"), None] {
-        let mut cmd = super::lockrun(
+        let mut cmd = lockrun(
             &env,
             &etcd,
             &["with", "-w", "1", "--name", "job", "--", "touch", "ran2"],
