@@ -168,7 +168,8 @@ pub(crate) fn unlock(
 /// fields of `status --json`, plus name, path (the key) and kind).
 pub(crate) fn show(settings: &EtcdSettings, as_json: bool, quiet: bool) -> Result<ExitCode> {
     let store = etcd::store(settings)?;
-    let (locks, foreign) = store.all_locks(LOOK_TIMEOUT).map_err(etcd::gateway_error)?;
+    let etcd::lock::Listing { locks, foreign } =
+        store.all_locks(LOOK_TIMEOUT).map_err(etcd::gateway_error)?;
     let mut items = Vec::new();
     let mut out = String::new();
     for (name, Admitted { admitted, waiting }) in locks {
@@ -250,7 +251,8 @@ pub(crate) fn cleanup(
     quiet: bool,
 ) -> Result<ExitCode> {
     let store = etcd::store(settings)?;
-    let (_, foreign) = store.all_locks(LOOK_TIMEOUT).map_err(etcd::gateway_error)?;
+    let etcd::lock::Listing { foreign, .. } =
+        store.all_locks(LOOK_TIMEOUT).map_err(etcd::gateway_error)?;
     let skipped: Vec<(String, String)> = foreign
         .iter()
         .map(|kv| {

@@ -246,10 +246,7 @@ impl Store {
     /// Every lock under the prefix: each name with its holders and waiters, in the order
     /// of their oldest key; and the keys lockrun did not write (no lease, or not
     /// `<name>//<lease>`), which it never touches.
-    pub(crate) fn all_locks(
-        &self,
-        timeout: Duration,
-    ) -> Result<(Vec<(String, Admitted)>, Vec<Kv>), GwError> {
+    pub(crate) fn all_locks(&self, timeout: Duration) -> Result<Listing, GwError> {
         let start = self.prefix.as_bytes().to_vec();
         let end = prefix_end(&start);
         let kvs = self
@@ -279,13 +276,20 @@ impl Store {
             .into_iter()
             .map(|(name, kvs)| (name, Admitted::of(&kvs)))
             .collect();
-        Ok((locks, foreign))
+        Ok(Listing { locks, foreign })
     }
 
     /// Revokes a lease (`unlock --force`): its key goes, its holder finds it lost.
     pub(crate) fn revoke(&self, lease: i64, timeout: Duration) -> Result<(), GwError> {
         self.gateway.lease_revoke(lease, Instant::now() + timeout)
     }
+}
+
+/// Everything under the prefix: each lock by name, and the keys lockrun did not write.
+#[derive(Debug)]
+pub(crate) struct Listing {
+    pub(crate) locks: Vec<(String, Admitted)>,
+    pub(crate) foreign: Vec<Kv>,
 }
 
 /// The holders of a lock and the number of waiters.
