@@ -197,10 +197,11 @@ pub(crate) enum Command {
     /// null), reason (string)); skipped (array of objects: name (string), path
     /// (string), reason (string)).
     ///
-    /// With --backend etcd://... nothing is removed: a lock in etcd ends with its
+    /// With --backend etcd://... nothing in etcd is removed: a lock there ends with its
     /// holder's lease, so none is ever stale. It says so in one line and lists keys under
-    /// the prefix that lockrun did not write as skipped (JSON: lock_dir null, backend
-    /// and prefix strings, count 0).
+    /// the prefix that lockrun did not write as skipped (JSON: lock_dir null, backend and
+    /// prefix strings). It removes this host's notes of lost acquire locks whose keeper
+    /// and owner shell are both gone (kind "note").
     #[command(
         after_help = "Examples:\n  lockrun cleanup --dry-run\n  lockrun cleanup --lock-dir ~/aiconfig/.locks"
     )]

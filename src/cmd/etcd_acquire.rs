@@ -236,9 +236,10 @@ fn adopt(args: &KeeperArgs) -> Result<(Held, Option<PathBuf>)> {
     let state = state_path(lease).filter(|path| {
         let me = sys::current_pid();
         let text = format!(
-            "KEEPER: {me}\nKEEPER_START: {}\nOWNER: {}\nNAME: {name}\n",
+            "KEEPER: {me}\nKEEPER_START: {}\nOWNER: {}\nOWNER_START: {}\nNAME: {name}\n",
             sys::process_start_token(me).unwrap_or_default(),
-            args.owner
+            args.owner,
+            args.owner_start.as_deref().unwrap_or_default(),
         );
         path.parent().is_some_and(|d| fs::create_dir_all(d).is_ok())
             && fs::write(path, text).is_ok()
@@ -280,7 +281,8 @@ pub(crate) fn release(args: &ReleaseArgs, id: EtcdId) -> Result<ExitCode> {
     let owner = sys::owner::calling_shell(args.owner.unwrap_or_else(sys::parent_pid));
     let holder = etcd::lock::describe(kv);
     let here = info.hostname.as_deref() == Some(sys::hostname().as_str());
-    if !(here && super::release::owned_by(Some(&info), owner)) {
+    let ours = here && super::release::owned_by(Some(&info), owner);
+    if !ours {
         if !args.force {
             return Err(Error::Refused {
                 what: format!("lock {}", id.text),
@@ -298,9 +300,15 @@ pub(crate) fn release(args: &ReleaseArgs, id: EtcdId) -> Result<ExitCode> {
         ));
     }
     // Said before the revoke, so that the keeper takes the lease's end for a release.
-    append_state(id.lease, "RELEASED\n");
+    // Not when releasing another's lock (--force): its keeper then notes the loss, for
+    // its owner's own release to report.
+    if ours {
+        append_state(id.lease, "RELEASED\n");
+    }
     let revoked = store.revoke(kv.lease, store.ttl.max(LOOK_TIMEOUT));
-    remove_state(&state);
+    if ours {
+        remove_state(&state);
+    }
     revoked.map_err(etcd::gateway_error)?;
     Ok(ExitCode::Success)
 }
@@ -398,6 +406,10 @@ fn loss(text: &str) -> Option<String> {
         text.lines()
             .find_map(|l| l.strip_prefix(key).map(str::to_string))
     };
+    // Nobody is left to tell once the owner is gone.
+    if !owner_running(text) {
+        return None;
+    }
     if let Some(line) = field("LOST: ") {
         return Some(line);
     }
@@ -423,4 +435,62 @@ pub(crate) fn lost_here(name: &str) -> Option<String> {
         }
         loss(&text)
     })
+}
+
+/// Whether the owner shell a keeper's note names still runs.
+fn owner_running(text: &str) -> bool {
+    let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key));
+    let Some(owner) = field("OWNER: ").and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    match field("OWNER_START: ").filter(|t| !t.is_empty()) {
+        Some(token) => sys::process_is_running(owner, token),
+        None => sys::pid_state(owner) != sys::PidState::Gone,
+    }
+}
+
+/// Removes (or with `dry_run` lists) this host's keeper notes whose keeper and owner are
+/// both gone (a keeper killed, then its shell ended without a release): nothing will
+/// read them again. Returns each note's path and name.
+pub(crate) fn sweep_notes(dry_run: bool) -> Vec<(PathBuf, String)> {
+    let Some(dir) = crate::lock::key::named_lock_dir().map(|d| d.join("etcd-leases")) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut swept = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_note = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| parse_lease(n).is_some());
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        if !is_note || owner_running(&text) || keeper_running(&text) {
+            continue;
+        }
+        if dry_run || fs::remove_file(&path).is_ok() {
+            let name = text
+                .lines()
+                .find_map(|l| l.strip_prefix("NAME: "))
+                .unwrap_or_default()
+                .to_string();
+            swept.push((path, name));
+        }
+    }
+    swept
+}
+
+fn keeper_running(text: &str) -> bool {
+    let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key));
+    match (
+        field("KEEPER: ").and_then(|p| p.parse::<u32>().ok()),
+        field("KEEPER_START: ").filter(|t| !t.is_empty()),
+    ) {
+        (Some(pid), Some(token)) => sys::process_is_running(pid, token),
+        _ => false,
+    }
 }

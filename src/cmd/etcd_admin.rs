@@ -262,15 +262,28 @@ pub(crate) fn cleanup(
             )
         })
         .collect();
+    let notes = super::etcd_acquire::sweep_notes(dry_run);
     let place = format!("etcd at {} under {}", settings.url, store.prefix);
+    let note_reason = |name: &str| {
+        format!("the note of a lost acquire lock on {name}: its keeper and its owner are gone")
+    };
     if as_json {
         lock_report::write_json(&json!({
             "lock_dir": null,
             "backend": settings.url,
             "prefix": store.prefix,
             "dry_run": dry_run,
-            "count": 0,
-            "removed": [],
+            "count": notes.len(),
+            "removed": notes
+                .iter()
+                .map(|(path, name)| json!({
+                    "name": path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    "path": path.to_string_lossy(),
+                    "kind": "note",
+                    "target": name,
+                    "reason": note_reason(name),
+                }))
+                .collect::<Vec<Value>>(),
             "skipped": skipped
                 .iter()
                 .map(|(key, reason)| json!({"name": key, "path": key, "reason": reason}))
@@ -279,6 +292,14 @@ pub(crate) fn cleanup(
         return Ok(ExitCode::Success);
     }
     let mut out = String::new();
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for (path, name) in &notes {
+        out.push_str(&format!(
+            "{verb} {}: {}\n",
+            quote::quote(&path.to_string_lossy()),
+            quote::quote(&note_reason(name))
+        ));
+    }
     for (key, reason) in &skipped {
         out.push_str(&format!(
             "skipped {}: {}\n",

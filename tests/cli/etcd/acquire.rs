@@ -228,3 +228,48 @@ fn bad_etcd_ids_are_usage_errors() {
         assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     }
 }
+
+/// A keeper killed, then its shell gone without a release: the note that would have
+/// told the release is of no use; status ignores it and cleanup removes it.
+#[test]
+fn cleanup_removes_the_note_of_a_lost_lock_whose_shell_is_gone() {
+    let Some((etcd, env)) = single() else { return };
+    let a = acquirer(&env, &etcd, "", "a");
+    let id = id_of(&env, "a");
+    let keeper = keeper_of(&env, &id);
+    let lease = id.rsplit("//").next().unwrap().to_string();
+    let note = env.path(&format!("state/lockrun/etcd-leases/{lease}"));
+    // A live holder's note is kept.
+    let out = run_expect(&env, &etcd, &["cleanup"], 0);
+    assert!(!stdout(&out).contains("removed"), "{}", stdout(&out));
+    assert!(note.exists());
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(keeper).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    kill_group(&a);
+    wait_output(a, PATIENCE);
+    wait_until("the lease to expire", || {
+        code(&run(&env, &etcd, &["status", "--name", "job"])) == 0
+    });
+    let out = run_expect(&env, &etcd, &["status", "--name", "job"], 0);
+    assert_eq!(stdout(&out), "job: free\n");
+    let out = run_expect(&env, &etcd, &["cleanup", "--dry-run"], 0);
+    assert!(
+        stdout(&out).starts_with("would remove "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(note.exists());
+    let out = run_expect(&env, &etcd, &["cleanup"], 0);
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "removed {}: the note of a lost acquire lock on job: its keeper and its owner are gone\n",
+            note.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!note.exists());
+}
