@@ -154,7 +154,7 @@ pub(crate) fn unlock(
     let store = etcd::store(settings)?;
     for (kv, who) in h.admitted.iter().zip(&holders) {
         eprintln!(
-            "lockrun: warning: revoking the lease of {who} on {}: its command will be killed",
+            "lockrun: warning: revoking the lease of {who} on {}: it loses the lock (`with` kills its command; an `acquire` shell is told by its release)",
             h.name
         );
         store
