@@ -152,6 +152,7 @@ fn start_keeper(
 
 /// `lockrun etcd-keeper`: keeps an `acquire` lease alive while its owner lives.
 pub(crate) fn keeper(args: &KeeperArgs) -> Result<ExitCode> {
+    sys::close_inherited_descriptors();
     // A session of its own: the terminal's signals for the shell's jobs are not for it.
     let _ = rustix::process::setsid();
     let (held, state) = match adopt(args) {

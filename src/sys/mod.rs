@@ -7,10 +7,10 @@ mod unix;
 
 #[cfg(unix)]
 pub(crate) use unix::{
-    PidState, SignalMask, boot_id, current_pid, current_uid, file_size_limit, hostname,
-    ignore_file_size_signal, owner, parent_pid, pid_state, proc_locks, process_command,
-    process_is_running, process_setup, process_start_token, rename_noreplace, set_close_on_exec,
-    set_inheritable, spawn, tree,
+    PidState, SignalMask, boot_id, close_inherited_descriptors, current_pid, current_uid,
+    file_size_limit, hostname, ignore_file_size_signal, owner, parent_pid, pid_state, proc_locks,
+    process_command, process_is_running, process_setup, process_start_token, rename_noreplace,
+    set_close_on_exec, set_inheritable, spawn, tree,
 };
 
 #[cfg(windows)]

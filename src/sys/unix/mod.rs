@@ -462,3 +462,31 @@ fn reopen_closed_stdio() {
 pub(crate) fn process_is_running(pid: u32, start_token: &str) -> bool {
     process_start_token(pid).as_deref() == Some(start_token)
 }
+
+/// Closes every descriptor above stderr. For a process that outlives the one that started
+/// it (the etcd keeper): a pipe it inherited from the caller's shell would otherwise stay
+/// open, and a reader of that pipe would wait for an end of file until the keeper exits.
+/// Call it first, before anything of this process opens a descriptor.
+pub(crate) fn close_inherited_descriptors() {
+    let dir = if cfg!(target_os = "linux") || cfg!(target_os = "android") {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    // Listed first and closed after: the listing holds a descriptor of its own.
+    let fds: Vec<i32> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&fd| fd > 2)
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        // SAFETY: called before this process opened anything of its own (the listing's
+        // descriptor is closed by now, and closing it again only fails with EBADF), so no
+        // Rust object owns these descriptors: they came from the parent through exec.
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}

@@ -273,3 +273,40 @@ fn cleanup_removes_the_note_of_a_lost_lock_whose_shell_is_gone() {
     );
     assert!(!note.exists());
 }
+
+#[test]
+fn the_keeper_keeps_no_descriptor_of_the_callers_shell() {
+    // A hook runner reads the shell's output to its end. acquire gets that pipe as fd 3
+    // (stdout goes to a file): a keeper that kept it would hold the reader until the shell
+    // exits, here 30 s after it closed its own copy.
+    let Some((etcd, env)) = single() else { return };
+    let mut sh = shell(
+        &env,
+        &etcd,
+        r#""$L" acquire --name job 3>&1 > a.id 2>a.err || exit 9
+exec >/dev/null 2>&1
+sleep 30"#,
+    );
+    let mut out = sh.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut rest);
+        let _ = tx.send(rest);
+    });
+    let got_eof = rx.recv_timeout(PATIENCE);
+    let still_held = sh.try_wait().unwrap().is_none();
+    kill_group(&sh);
+    let _ = sh.wait();
+    assert!(
+        got_eof.is_ok(),
+        "the shell's stdout pipe stayed open after the shell closed it: {}",
+        env.read("a.err")
+    );
+    assert!(still_held, "the shell ended before the pipe closed");
+    assert!(
+        env.read("a.id").starts_with("etcd://"),
+        "{}",
+        env.read("a.err")
+    );
+}
