@@ -17,6 +17,10 @@ const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(1);
 
 /// Lock options from the command line's lock arguments.
 pub(crate) fn lock_options(args: &LockArgs, quiet: bool) -> LockOptions {
+    // A file a virus scanner or an indexer holds for a moment is waited for as long as
+    // a busy lock would be.
+    #[cfg(windows)]
+    crate::sys::replace::set_sharing_patience(args.wait());
     LockOptions {
         timeout: args.wait(),
         lock_dir: args.dir.lock_dir.clone(),

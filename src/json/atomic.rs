@@ -169,10 +169,10 @@ fn rename_over(tmp: &Path, real: &Path) -> io::Result<()> {
 }
 
 /// Windows: `ReplaceFileW` keeps the old file's attributes and ACL; sharing violations
-/// are retried for up to SHARING_PATIENCE.
+/// are retried within the lock's wait (`sys::replace::sharing_patience`).
 #[cfg(windows)]
 fn rename_over(tmp: &Path, real: &Path) -> io::Result<()> {
-    sys::replace::replace_file(tmp, real, sys::replace::SHARING_PATIENCE)
+    sys::replace::replace_file(tmp, real, sys::replace::sharing_patience())
 }
 
 #[cfg(windows)]

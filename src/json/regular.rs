@@ -86,7 +86,7 @@ pub fn open(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     // open without sharing for a moment, which is retried.
     #[cfg(windows)]
     let file =
-        crate::sys::replace::open_retrying(path, options, crate::sys::replace::SHARING_PATIENCE)?;
+        crate::sys::replace::open_retrying(path, options, crate::sys::replace::sharing_patience())?;
     let ft = file.metadata()?.file_type();
     if !ft.is_file() {
         return Err(io::Error::other(NotRegular(kind(&ft))));

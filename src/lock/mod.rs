@@ -337,6 +337,12 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
             gate::settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?;
         }
         flock::lock_shared(&gate).map_err(|e| Error::io(&rw_path, e))?;
+        // Windows cannot tell who holds a lock: readers name themselves in the gate.
+        #[cfg(windows)]
+        if writable {
+            flock::note_reader(&gate, crate::sys::current_pid())
+                .map_err(|e| Error::io(&rw_path, e))?;
+        }
         guard.reader_gate = Some(ReaderGate {
             file: gate,
             writable,

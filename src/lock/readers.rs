@@ -1,5 +1,6 @@
 //! Who holds a key's reader gate `<hex>.rw` shared: from Linux `/proc/locks` where the
-//! OS tells, else only whether anyone does.
+//! OS tells, on Windows from the readers' own records in the gate, else only whether
+//! anyone does.
 
 use std::fs;
 use std::io;
@@ -39,7 +40,7 @@ pub(crate) fn readers(rw_path: &Path) -> io::Result<Readers> {
         sys::proc_locks::flock_holders(meta.dev(), meta.ino())
     };
     // Windows cannot list who holds a byte-range lock: the try below tells whether any
-    // reader does.
+    // reader does, and the gate's records who.
     #[cfg(windows)]
     let holders: io::Result<Vec<sys::LockHolder>> =
         Err(io::Error::from(io::ErrorKind::Unsupported));
@@ -65,13 +66,17 @@ pub(crate) fn readers(rw_path: &Path) -> io::Result<Readers> {
                 Err(e) => return Err(e),
             };
             if flock::try_lock(&file)? {
-                Ok(Readers::default())
-            } else {
-                Ok(Readers {
-                    pids: Vec::new(),
-                    unknown: true,
-                })
+                return Ok(Readers::default());
             }
+            // Windows: the readers named themselves in the gate (`note_reader`).
+            #[cfg(windows)]
+            let pids = flock::live_readers(&file)?;
+            #[cfg(not(windows))]
+            let pids = Vec::new();
+            Ok(Readers {
+                unknown: pids.is_empty(),
+                pids,
+            })
         }
     }
 }

@@ -106,6 +106,58 @@ fn run(words: &[String]) -> i32 {
             }
             0
         }
+        // rw DIR MS MODE: the overlap detector of shared locks. A writer (MODE "w")
+        // creates DIR/writer exclusively and must find DIR/readers empty; a reader ("r")
+        // adds DIR/readers/<pid> and must find no DIR/writer. Either breach is recorded in
+        // DIR/overlap; a reader that finds another reader inside notes it in
+        // DIR/together. Each pass appends one line to DIR/passes.
+        "rw" => {
+            let dir = PathBuf::from(arg(1));
+            let ms: u64 = arg(2).parse().unwrap_or(10);
+            let readers = dir.join("readers");
+            let writer = dir.join("writer");
+            let others = |mine: &Path| {
+                fs::read_dir(&readers)
+                    .map(|d| d.filter_map(|e| e.ok()).any(|e| e.path() != mine))
+                    .unwrap_or(false)
+            };
+            if arg(3) == "w" {
+                if OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&writer)
+                    .is_err()
+                {
+                    let _ = append(&dir.join("overlap"), "two writers\n");
+                    return 4;
+                }
+                for _ in 0..2 {
+                    if others(&writer) {
+                        let _ = append(&dir.join("overlap"), "a writer among readers\n");
+                    }
+                    std::thread::sleep(Duration::from_millis(ms / 2));
+                }
+                let _ = append(&dir.join("passes"), "w\n");
+                let _ = fs::remove_file(&writer);
+            } else {
+                let mine = readers.join(std::process::id().to_string());
+                if fs::write(&mine, "").is_err() {
+                    return 5;
+                }
+                for _ in 0..2 {
+                    if writer.exists() {
+                        let _ = append(&dir.join("overlap"), "a reader beside a writer\n");
+                    }
+                    if others(&mine) {
+                        let _ = append(&dir.join("together"), ".");
+                    }
+                    std::thread::sleep(Duration::from_millis(ms / 2));
+                }
+                let _ = append(&dir.join("passes"), "r\n");
+                let _ = fs::remove_file(&mine);
+            }
+            0
+        }
         // tree READY BEAT: start a grandchild that appends to BEAT every 10 ms, say it
         // runs, then wait (the test kills lockrun meanwhile).
         "tree" => {

@@ -146,6 +146,134 @@ fn four_processes_never_overlap() {
     assert_eq!(passes, WORKERS * ROUNDS);
 }
 
+/// Runs `rounds` times `lockrun ARGV` in a thread; the exit codes and stderr of each.
+fn repeat(
+    env: &TestEnv,
+    argv: Vec<String>,
+    rounds: usize,
+) -> std::thread::JoinHandle<Vec<(i32, String)>> {
+    let root = env.root().to_path_buf();
+    std::thread::spawn(move || {
+        (0..rounds)
+            .map(|_| {
+                let child = Command::new(exe())
+                    .args(&argv)
+                    .current_dir(&root)
+                    .env_remove("LOCKRUN_DIR")
+                    .env_remove("LOCKRUN_TIMEOUT")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn lockrun");
+                let out = wait_output(child, Duration::from_secs(90));
+                (code(&out), text(&out.stderr))
+            })
+            .collect()
+    })
+}
+
+/// 3 shared holders (`with -s`) and 2 exclusive ones take one lock over and over around
+/// a detector: a writer never meets a reader or another writer, and every pass counts.
+#[test]
+fn readers_never_overlap_a_writer() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.path("detector/readers")).unwrap();
+    let detector = p(&env, "detector");
+    const READERS: usize = 3;
+    const WRITERS: usize = 2;
+    const ROUNDS: usize = 4;
+    let mut workers = Vec::new();
+    for i in 0..READERS + WRITERS {
+        let (opts, mode): (&[&str], _) = if i < READERS {
+            (&["-s", "-w", "60", "data.json"], "r")
+        } else {
+            (&["-w", "60", "data.json"], "w")
+        };
+        let argv = with_helper(opts, "rw", &[&detector, "30", mode]);
+        workers.push(repeat(&env, argv, ROUNDS));
+    }
+    for w in workers {
+        for (c, err) in w.join().expect("worker") {
+            assert_eq!(c, 0, "a pass failed: {err}");
+        }
+    }
+    assert!(
+        !env.path("detector/overlap").exists(),
+        "a writer was inside with someone else: {}",
+        env.read("detector/overlap")
+    );
+    let passes = env.read("detector/passes").lines().count();
+    assert_eq!(passes, (READERS + WRITERS) * ROUNDS);
+}
+
+/// A shared holder lets other readers in at once and keeps a writer out; `show` names
+/// it by PID (from /proc/locks on Linux, from the readers' records in the gate on
+/// Windows). A writer waiting for the readers to drain keeps new readers out (writers
+/// are preferred), and gets the lock when the reader goes.
+#[test]
+fn a_waiting_writer_keeps_new_readers_out() {
+    let env = TestEnv::new();
+    let ready = p(&env, "a.ready");
+    let go_file = p(&env, "a.go");
+    let argv = with_helper(
+        &["-s", "-w", "20", "data.json"],
+        "hold",
+        &[&ready, &go_file],
+    );
+    let reader = spawn(&env, &strs(&argv));
+    wait_until("the reader to hold data.json", || {
+        env.path("a.ready").exists()
+    });
+    let version = exe();
+    let another = run(
+        &env,
+        &["with", "-s", "-n", "data.json", "--", &version, "--version"],
+    );
+    assert_code(&another, 0, "a second reader beside the first");
+    let busy = run(
+        &env,
+        &["with", "-n", "data.json", "--", &version, "--version"],
+    );
+    assert_code(&busy, 75, "a writer while a reader holds");
+    let show = run(&env, &["show", "--lock-dir", &p(&env, ".locks")]);
+    assert_code(&show, 0, "show");
+    assert!(
+        text(&show.stdout).contains(&format!("PID {}", reader.id())),
+        "show does not name the reader (PID {}): {}",
+        reader.id(),
+        text(&show.stdout)
+    );
+    let mut writer = spawn(
+        &env,
+        &["with", "-w", "30", "data.json", "--", &version, "--version"],
+    );
+    // Until the writer waits, a new reader still gets in; once it waits, none does.
+    let start = Instant::now();
+    loop {
+        let out = run(
+            &env,
+            &["with", "-s", "-n", "data.json", "--", &version, "--version"],
+        );
+        if code(&out) == 75 {
+            break;
+        }
+        assert_code(&out, 0, "a reader before the writer waits");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "new readers still get in while a writer waits"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        writer.try_wait().expect("try_wait").is_none(),
+        "the writer did not wait for the reader"
+    );
+    go(&env, "a");
+    assert_code(&wait_output(reader, PATIENCE), 0, "the reader");
+    assert_code(&wait_output(writer, PATIENCE), 0, "the waiting writer");
+}
+
 /// The holder is killed (SIGKILL on Unix, TerminateProcess on Windows): the next taker
 /// gets the lock, and nothing of the killed holder's command tree still runs.
 #[test]
@@ -359,6 +487,63 @@ fn update_retries_a_sharing_violation() {
             .filter(|n| n != "doc.json" && n != ".locks" && n != "open.ready")
             .collect();
         assert!(left.is_empty(), "temp files left: {left:?}");
+    }
+}
+
+/// A file held open by a scanner longer than the lock's wait (`-w`): the read (no
+/// sharing) or the replace (reads shared) gives up when the wait is over, long before
+/// the scanner lets go, with the file unchanged and no temp file left behind.
+#[cfg(windows)]
+#[test]
+fn sharing_violations_are_retried_only_within_the_wait() {
+    for share in ["none", "read"] {
+        let env = TestEnv::new();
+        env.write("doc.json", "{\"n\": 1}\n");
+        let ready = p(&env, "open.ready");
+        let argv = helper_argv("hold-open", &[&p(&env, "doc.json"), &ready, "20000", share]);
+        let mut scanner = Command::new(&argv[0])
+            .args(&argv[1..])
+            .spawn()
+            .expect("helper");
+        wait_until("the scanner to open the file", || {
+            env.path("open.ready").exists()
+        });
+        let started = Instant::now();
+        let out = run(&env, &["update", "-v", "-w", "1", "doc.json", ".n += 1"]);
+        let took = started.elapsed();
+        let scanner_ran = scanner.try_wait().expect("try_wait").is_none();
+        let _ = scanner.kill();
+        let _ = scanner.wait();
+        assert!(
+            scanner_ran,
+            "sharing {share}: the scanner let go before update gave up"
+        );
+        assert_ne!(
+            code(&out),
+            0,
+            "sharing {share}: update succeeded: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("(file in use); retrying"),
+            "sharing {share}: no retry: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            took < Duration::from_secs(10),
+            "sharing {share}: update waited {took:?} with -w 1"
+        );
+        assert_eq!(env.read("doc.json"), "{\"n\": 1}\n", "sharing {share}");
+        let left: Vec<_> = fs::read_dir(env.root())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "doc.json" && n != ".locks" && n != "open.ready")
+            .collect();
+        assert!(
+            left.is_empty(),
+            "sharing {share}: temp files left: {left:?}"
+        );
     }
 }
 

@@ -169,6 +169,52 @@ pub(crate) fn open_gate(path: &Path, create: bool) -> io::Result<(File, bool)> {
     }
 }
 
+/// Records this process in the reader gate `gate` (opened for appending) as one of its
+/// shared holders: Windows cannot list who holds a byte-range lock (Linux has
+/// `/proc/locks`), so `show` names the readers from these lines, keeping those whose
+/// process still runs. The gate is emptied when it is found free of readers.
+pub(crate) fn note_reader(mut gate: &File, pid: u32) -> io::Result<()> {
+    let mut line = format!("READER: {pid}\n");
+    if let Some(start) = super::process_start_token(pid) {
+        line.push_str(&format!("READER_START: {start}\n"));
+    }
+    gate.write_all(line.as_bytes())
+}
+
+/// The PIDs of the shared holders recorded in the reader gate `gate` (`note_reader`)
+/// whose process still runs, sorted.
+pub(crate) fn live_readers(gate: &File) -> io::Result<Vec<u32>> {
+    let mut text = String::new();
+    io::Read::read_to_string(&mut io::Read::take(gate, 1 << 20), &mut text)?;
+    let mut recorded: Vec<(u32, Option<&str>)> = Vec::new();
+    for line in text.lines() {
+        match line.split_once(": ") {
+            Some(("READER", pid)) => {
+                if let Ok(pid) = pid.parse() {
+                    recorded.push((pid, None));
+                }
+            }
+            Some(("READER_START", start)) => {
+                if let Some(last) = recorded.last_mut().filter(|l| l.1.is_none()) {
+                    last.1 = Some(start);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut pids: Vec<u32> = recorded
+        .into_iter()
+        .filter(|(pid, start)| match start {
+            Some(start) => super::process_is_running(*pid, start),
+            None => super::pid_state(*pid) == super::PidState::Alive,
+        })
+        .map(|(pid, _)| pid)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
+}
+
 /// A lock file at `path`, for reading, not following a link.
 pub(crate) fn open_file_nofollow(path: &Path) -> io::Result<File> {
     open_file_checked(path, false)

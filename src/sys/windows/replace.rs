@@ -6,10 +6,12 @@
 //!
 //! Virus scanners and search indexers open files without sharing for a moment; a
 //! replace then fails with a sharing violation (or "access denied" for a file being
-//! deleted). Those are retried, with a growing pause, until the patience runs out.
+//! deleted). Those are retried, with a growing pause, for as long as the command may wait
+//! for its lock (`-w`), then reported.
 
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
@@ -24,24 +26,48 @@ use windows_sys::Win32::Storage::FileSystem::{
 
 use super::wide;
 
-/// How long a read or a replace retries a file that a virus scanner or an indexer has
-/// open without sharing.
-pub(crate) const SHARING_PATIENCE: Duration = Duration::from_secs(10);
+/// Milliseconds a read or a replace retries a file that a virus scanner or an indexer
+/// has open without sharing: the lock's wait (`-w`), set by the command line; `u64::MAX`
+/// waits as long as it takes (`-w` without limit).
+static SHARING_PATIENCE_MS: AtomicU64 =
+    AtomicU64::new(crate::lock::DEFAULT_TIMEOUT.as_millis() as u64);
 
-/// Opens `path` with `options`, retrying sharing violations for up to `patience`.
+/// Makes sharing violations wait as long as the lock may (`None`: without limit).
+pub(crate) fn set_sharing_patience(patience: Option<Duration>) {
+    let ms = patience.map_or(u64::MAX, |p| {
+        u64::try_from(p.as_millis()).unwrap_or(u64::MAX)
+    });
+    SHARING_PATIENCE_MS.store(ms, Ordering::Relaxed);
+}
+
+/// How long a read or a replace retries a sharing violation (see `set_sharing_patience`).
+pub(crate) fn sharing_patience() -> Option<Duration> {
+    match SHARING_PATIENCE_MS.load(Ordering::Relaxed) {
+        u64::MAX => None,
+        ms => Some(Duration::from_millis(ms)),
+    }
+}
+
+/// Whether another try fits before `deadline` (`None`: no deadline).
+fn may_retry(deadline: Option<Instant>, pause: Duration) -> bool {
+    deadline.is_none_or(|d| Instant::now() + pause < d)
+}
+
+/// Opens `path` with `options`, retrying sharing violations for up to `patience`
+/// (`None`: without limit).
 pub(crate) fn open_retrying(
     path: &Path,
     options: &std::fs::OpenOptions,
-    patience: Duration,
+    patience: Option<Duration>,
 ) -> io::Result<std::fs::File> {
-    let deadline = Instant::now() + patience;
+    let deadline = patience.map(|p| Instant::now() + p);
     let mut pause = Duration::from_millis(5);
     loop {
         match options.open(path) {
             Err(e)
                 if e.raw_os_error().is_some_and(|c| {
                     c == ERROR_SHARING_VIOLATION as i32 || c == ERROR_LOCK_VIOLATION as i32
-                }) && Instant::now() + pause < deadline =>
+                }) && may_retry(deadline, pause) =>
             {
                 crate::trace::step(|| {
                     format!("open of {}: {e} (file in use); retrying", path.display())
@@ -120,10 +146,10 @@ fn replace_once(tmp: &[u16], real: &[u16], real_exists: bool) -> Result<(), u32>
 }
 
 /// Replaces `real` with the complete, flushed file `tmp` (same directory), retrying
-/// sharing violations for up to `patience`. On error `tmp` may still exist: the caller
-/// removes it.
-pub(crate) fn replace_file(tmp: &Path, real: &Path, patience: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + patience;
+/// sharing violations for up to `patience` (`None`: without limit). On error `tmp` may
+/// still exist: the caller removes it.
+pub(crate) fn replace_file(tmp: &Path, real: &Path, patience: Option<Duration>) -> io::Result<()> {
+    let deadline = patience.map(|p| Instant::now() + p);
     let (tmp_w, real_w) = (wide(tmp), wide(real));
     let mut pause = Duration::from_millis(5);
     loop {
@@ -139,7 +165,7 @@ pub(crate) fn replace_file(tmp: &Path, real: &Path, patience: Duration) -> io::R
             Ok(()) => return Ok(()),
             // The target went away between the look and the replace: move instead.
             Err(ERROR_FILE_NOT_FOUND) if exists => continue,
-            Err(code) if transient(code) && Instant::now() + pause < deadline => {
+            Err(code) if transient(code) && may_retry(deadline, pause) => {
                 crate::trace::step(|| {
                     format!(
                         "replace of {}: Windows error {code} (file in use); retrying",
