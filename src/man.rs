@@ -37,8 +37,8 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "Set by `with` for its command when the lock is in etcd: the lock key's creation revision, larger for every new holder. Pass it with each write so the store can refuse a token smaller than the largest it has seen.",
     ),
     (
-        "XDG_STATE_HOME, HOME",
-        "A --name lock without --lock-dir or LOCKRUN_DIR lives in $XDG_STATE_HOME/lockrun, else ~/.local/state/lockrun.",
+        "XDG_STATE_HOME, HOME, LOCALAPPDATA",
+        "A --name lock without --lock-dir or LOCKRUN_DIR lives in $XDG_STATE_HOME/lockrun, else ~/.local/state/lockrun (on Windows without either, %LOCALAPPDATA%\\lockrun).",
     ),
     (
         "NO_COLOR",

@@ -17,6 +17,7 @@ pub(crate) mod with;
 #[cfg(windows)]
 #[path = "with_windows.rs"]
 pub(crate) mod with;
+mod with_common;
 
 pub(crate) mod append;
 mod json_out;

@@ -1,8 +1,6 @@
 //! `lockrun with FILE -- CMD`: run a command under FILE's lock.
 
-use std::ffi::OsString;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -31,23 +29,7 @@ const HANDLED: [i32; 6] = [
 const MAX_GROUP_POLL: Duration = Duration::from_millis(50);
 
 pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
-    // With --name there is no FILE: clap gave the command's first word to FILE.
-    let named = args.lock.backend.name.is_some();
-    let (file, argv): (PathBuf, Vec<OsString>) = match &args.file {
-        Some(first) if named => {
-            let mut argv = vec![first.clone().into_os_string()];
-            argv.extend(args.command.iter().cloned());
-            (PathBuf::new(), argv)
-        }
-        Some(file) => (file.clone(), args.command.clone()),
-        None => (PathBuf::new(), args.command.clone()),
-    };
-    if argv.is_empty() {
-        return Err(Error::usage("with: no COMMAND to run"));
-    }
-    let mut opts = super::options::lock_options(&args.lock, quiet);
-    opts.shared = args.shared;
-    opts.command = Some(quote_command(&argv));
+    let super::with_common::Plan { file, argv, opts } = super::with_common::plan(args, quiet)?;
     if opts.etcd.is_some() {
         let refused = [
             (args.exec, "-F/--exec"),
@@ -362,13 +344,4 @@ fn exec_in_place(mut command: Command, guard: LockGuard, program: &str) -> Resul
         program: program.to_string(),
         source,
     })
-}
-
-/// The command line as a shell would read it back, for `COMMAND:`.
-fn quote_command(argv: &[OsString]) -> String {
-    let words: Vec<String> = argv
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
 }

@@ -10,8 +10,6 @@
 //!   program, so `--kill-after` has no use there.
 //! - `--inherit` and `-F/--exec` need Unix descriptor passing and `exec`: refused.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::cli::WithArgs;
@@ -28,23 +26,7 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
             if args.exec { "-F/--exec" } else { "--inherit" }
         )));
     }
-    // With --name there is no FILE: clap gave the command's first word to FILE.
-    let named = args.lock.backend.name.is_some();
-    let (file, argv): (PathBuf, Vec<OsString>) = match &args.file {
-        Some(first) if named => {
-            let mut argv = vec![first.clone().into_os_string()];
-            argv.extend(args.command.iter().cloned());
-            (PathBuf::new(), argv)
-        }
-        Some(file) => (file.clone(), args.command.clone()),
-        None => (PathBuf::new(), args.command.clone()),
-    };
-    if argv.is_empty() {
-        return Err(Error::usage("with: no COMMAND to run"));
-    }
-    let mut opts = super::options::lock_options(&args.lock, quiet);
-    opts.shared = args.shared;
-    opts.command = Some(quote_command(&argv));
+    let super::with_common::Plan { file, argv, opts } = super::with_common::plan(args, quiet)?;
     let mut guard = lock::acquire(&file, &opts)?;
 
     let program = argv[0].to_string_lossy().into_owned();
@@ -85,13 +67,4 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
             Ok(code.after_failed_release(e.exit_code()))
         }
     }
-}
-
-/// The command line as a shell would read it back, for `COMMAND:`.
-fn quote_command(argv: &[OsString]) -> String {
-    let words: Vec<String> = argv
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
 }

@@ -101,8 +101,12 @@ pub(crate) fn named_lock_dir() -> Option<PathBuf> {
                 .map(PathBuf::from)
                 .filter(|p| p.is_absolute())
                 .map(|h| h.join(".local/state"))
-        })?;
-    Some(state.join("lockrun"))
+        });
+    // Windows sets neither in PowerShell or cmd: its per-user state lives in
+    // %LOCALAPPDATA% (Git Bash sets HOME, so it keeps the Unix place).
+    #[cfg(windows)]
+    let state = state.or_else(crate::sys::local_app_data);
+    Some(state?.join("lockrun"))
 }
 
 /// The lock name of a canonical target: the SHA-256 of its bytes (on Windows, of its
@@ -230,8 +234,13 @@ pub(crate) fn ensure_lock_dir(key: &LockKey, chosen: Option<&Path>) -> Result<Pa
             .join(dir),
         None if key.named && named_lock_dir().is_none() => {
             return Err(Error::usage(format!(
-                "--name {}: no lock directory (no HOME or XDG_STATE_HOME): choose one with --lock-dir DIR or LOCKRUN_DIR",
-                key.target.display()
+                "--name {}: no lock directory (no HOME or XDG_STATE_HOME{}): choose one with --lock-dir DIR or LOCKRUN_DIR",
+                key.target.display(),
+                if cfg!(windows) {
+                    " or LOCALAPPDATA"
+                } else {
+                    ""
+                }
             )));
         }
         None => key.default_lock_dir(),

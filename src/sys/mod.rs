@@ -19,8 +19,9 @@ mod windows;
 #[cfg(windows)]
 pub(crate) use windows::{
     LockHolder, PidState, boot_id, current_pid, current_uid, file_size_limit, hostname,
-    ignore_file_size_signal, job, lock_files, owner, parent_pid, path, pid_state, process_command,
-    process_is_running, process_setup, process_start_token, rename_noreplace, replace,
+    ignore_file_size_signal, job, local_app_data, lock_files, owner, parent_pid, path, pid_state,
+    process_command, process_is_running, process_setup, process_start_token, rename_noreplace,
+    replace,
 };
 
 /// What Rust's own start-up would have done that lockrun relies on; nothing elsewhere.

@@ -667,6 +667,44 @@ fn a_name_is_one_lock_from_any_directory() {
     assert_code(&free, 0, "--name nightly once released");
 }
 
+/// Without XDG_STATE_HOME and HOME (PowerShell and cmd set neither), a `--name` lock
+/// lives in %LOCALAPPDATA%\lockrun on Windows; on Unix that is an error naming the
+/// variables, LOCALAPPDATA or not.
+#[test]
+fn a_name_without_home_uses_local_app_data_on_windows() {
+    let env = TestEnv::new();
+    fs::create_dir(env.path("appdata")).unwrap();
+    let out = wait_output(
+        lockrun(
+            &env,
+            &["with", "--name", "nightly", "--", &exe(), "--version"],
+        )
+        .env_remove("HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env("LOCALAPPDATA", env.path("appdata"))
+        .spawn()
+        .expect("spawn lockrun"),
+        PATIENCE,
+    );
+    if cfg!(windows) {
+        assert_code(&out, 0, "--name without HOME");
+        assert!(
+            env.path("appdata/lockrun").is_dir(),
+            "no lock directory in LOCALAPPDATA"
+        );
+    } else {
+        assert_code(&out, 64, "--name without HOME");
+        assert!(
+            text(&out.stderr).starts_with(
+                "lockrun: --name nightly: no lock directory (no HOME or XDG_STATE_HOME)"
+            ),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!env.path("appdata/lockrun").exists());
+    }
+}
+
 /// The etcd backend is built on Unix only: on Windows `--backend` and LOCKRUN_BACKEND
 /// are refused with one line and 69 (as `etcds://` is off Linux) before any lock is
 /// taken or the command runs, instead of silently taking a local lock that other

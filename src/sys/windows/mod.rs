@@ -87,6 +87,14 @@ pub mod owner {
     }
 }
 
+/// The per-user local application data directory (`%LOCALAPPDATA%`), where `--name`
+/// locks live when neither `XDG_STATE_HOME` nor `HOME` is set.
+pub(crate) fn local_app_data() -> Option<std::path::PathBuf> {
+    std::env::var_os("LOCALAPPDATA")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
 /// Windows has no numeric user id; `UID:` records 0 there.
 pub(crate) fn current_uid() -> u32 {
     0
