@@ -333,10 +333,17 @@ pub fn acquire(target: &Path, opts: &LockOptions) -> Result<LockGuard> {
             flock::open_gate(&rw_path, true).map_err(|e| Error::io(&rw_path, e))?;
         // No writer can hold LOCK_EX now: writers take it only while holding the dir lock.
         // No other reader either: the list of readers' commands can be settled.
-        if flock::try_lock(&gate).map_err(|e| Error::io(&rw_path, e))? {
+        let first = flock::try_lock(&gate).map_err(|e| Error::io(&rw_path, e))?;
+        if first {
             gate::settle_gate(&gate, writable).map_err(|e| Error::io(&rw_path, e))?;
         }
         flock::lock_shared(&gate).map_err(|e| Error::io(&rw_path, e))?;
+        // flock converts LOCK_EX to LOCK_SH; a Windows lock stacks instead, and the
+        // exclusive one would keep every other reader out.
+        #[cfg(windows)]
+        if first {
+            flock::drop_exclusive(&gate).map_err(|e| Error::io(&rw_path, e))?;
+        }
         // Windows cannot tell who holds a lock: readers name themselves in the gate.
         #[cfg(windows)]
         if writable {

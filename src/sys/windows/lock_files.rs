@@ -225,6 +225,13 @@ pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
     lock_file(file, true, false)
 }
 
+/// Gives back the exclusive lock of a handle that took the shared one on top of it:
+/// Windows stacks the two on one handle (flock converts), and the first unlock of a range
+/// locked both ways releases the exclusive lock, so no instant passes unlocked.
+pub(crate) fn drop_exclusive(file: &File) -> io::Result<()> {
+    unlock_file(file)
+}
+
 /// Shared, waiting for it.
 pub(crate) fn lock_shared(file: &File) -> io::Result<()> {
     lock_file(file, false, true).map(|_| ())
