@@ -3,11 +3,11 @@
 //! lasts as long as its work".
 //!
 //! What differs from Unix, and why:
-//! - Ctrl-C and Ctrl-Break reach the command directly (every process of the console gets
-//!   them); lockrun ignores them, waits for the command, releases and exits with its
-//!   status.
-//! - `--max-hold` ends the whole job at once: Windows has no SIGTERM for a console
-//!   program, so `--kill-after` has no use there.
+//! - The command leads a console process group of its own; lockrun passes Ctrl-C and
+//!   Ctrl-Break on to it as Ctrl-Break (Windows cannot aim a Ctrl-C at a group), waits
+//!   for it, releases and exits with its status.
+//! - `--max-hold` sends the command's group a Ctrl-Break (Windows' nearest to SIGTERM),
+//!   then ends the whole job after `--kill-after` (as SIGKILL would).
 //! - `--inherit` and `-F/--exec` need Unix descriptor passing and `exec`: refused.
 
 use std::time::Instant;
@@ -30,7 +30,7 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
     let mut guard = lock::acquire(&file, &opts)?;
 
     let program = argv[0].to_string_lossy().into_owned();
-    job::ignore_console_interrupts();
+    job::forward_console_interrupts();
     let mut child = match job::spawn_in_job(&argv[0], &argv[1..]) {
         Ok(child) => child,
         Err(source) => {
@@ -44,17 +44,31 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
         trace::step(|| format!("could not record the command in the lock: {e}"));
     }
     let deadline = args.max_hold.map(|d| Instant::now() + d);
-    let waited = child
-        .wait_until(deadline)
-        .map_err(|e| Error::Internal(format!("waiting for PID {pid}: {e}")))?;
-    let code = match waited {
+    let wait = |child: &mut job::JobChild, until| {
+        child
+            .wait_until(until)
+            .map_err(|e| Error::Internal(format!("waiting for PID {pid}: {e}")))
+    };
+    let code = match wait(&mut child, deadline)? {
         Some(status) => {
             trace::step(|| format!("command ended: {status:?}"));
             ExitCode::of_command(ChildStatus::Exited(status.code().unwrap_or(1)))
         }
         None => {
-            eprintln!("lockrun: --max-hold expired: ending PID {pid} and everything it started");
-            let _ = child.terminate(ExitCode::MaxHold.code() as u32);
+            // As Unix sends SIGTERM, then SIGKILL after --kill-after.
+            let asked = child.interrupt();
+            if asked {
+                crate::quote::say(&format!(
+                    "--max-hold expired: sending Ctrl-Break to the command (PID {pid})"
+                ));
+            }
+            let grace = Instant::now() + args.kill_after;
+            if !asked || wait(&mut child, Some(grace))?.is_none() {
+                crate::quote::say(&format!(
+                    "--max-hold expired: ending PID {pid} and everything it started"
+                ));
+                let _ = child.terminate(ExitCode::MaxHold.code() as u32);
+            }
             ExitCode::MaxHold
         }
     };

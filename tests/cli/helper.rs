@@ -158,6 +158,22 @@ fn run(words: &[String]) -> i32 {
             }
             0
         }
+        // graceful READY MARK: the polite stop's receiver. It says it runs, then waits;
+        // asked to stop (SIGTERM on Unix, Ctrl-Break or Ctrl-C on Windows), it writes
+        // MARK and exits 42. It never stops by itself within the helper's patience.
+        "graceful" => {
+            catch_stop_request();
+            let _ = fs::write(arg(1), "");
+            let start = Instant::now();
+            while start.elapsed() < HELPER_PATIENCE {
+                if STOP_ASKED.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = fs::write(arg(2), "asked to stop\n");
+                    return 42;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            0
+        }
         // tree READY BEAT: start a grandchild that appends to BEAT every 10 ms, say it
         // runs, then wait (the test kills lockrun meanwhile).
         "tree" => {
@@ -232,4 +248,37 @@ fn append(path: &Path, text: &str) -> std::io::Result<()> {
         .append(true)
         .open(path)?
         .write_all(text.as_bytes())
+}
+
+/// Set when the `graceful` helper is asked to stop.
+static STOP_ASKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(unix)]
+fn catch_stop_request() {
+    extern "C" fn on_term(_: libc::c_int) {
+        STOP_ASKED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t) };
+}
+
+#[cfg(windows)]
+fn catch_stop_request() {
+    use windows_sys::Win32::System::Console::{
+        CTRL_BREAK_EVENT, CTRL_C_EVENT, SetConsoleCtrlHandler,
+    };
+    unsafe extern "system" fn on_ctrl(kind: u32) -> windows_sys::core::BOOL {
+        if kind == CTRL_C_EVENT || kind == CTRL_BREAK_EVENT {
+            STOP_ASKED.store(true, std::sync::atomic::Ordering::SeqCst);
+            return 1;
+        }
+        0
+    }
+    // SAFETY: the handler is a valid `extern "system"` routine for the process's life.
+    // Re-enabling Ctrl-C first (null handler, FALSE): a new process group starts with
+    // it disabled.
+    unsafe {
+        SetConsoleCtrlHandler(None, 0);
+        SetConsoleCtrlHandler(Some(on_ctrl), 1);
+    }
 }

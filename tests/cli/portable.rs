@@ -566,6 +566,34 @@ fn max_hold_stops_the_command_and_frees_the_lock() {
     assert_code(&status, 0, "status after --max-hold");
 }
 
+/// `--max-hold` first asks the command to stop (SIGTERM to its group on Unix, Ctrl-Break
+/// to its console process group on Windows), so that it can clean up; only a command
+/// that stays past `--kill-after` is killed. Exit 124 either way.
+#[test]
+fn max_hold_asks_the_command_to_stop_first() {
+    let env = TestEnv::new();
+    let ready = p(&env, "g.ready");
+    let mark = p(&env, "g.stopped");
+    let argv = with_helper(
+        &["--max-hold", "0.5", "--kill-after", "30", "data.json"],
+        "graceful",
+        &[&ready, &mark],
+    );
+    let started = Instant::now();
+    let out = run(&env, &strs(&argv));
+    assert_code(&out, 124, "a command past --max-hold");
+    assert!(env.path("g.ready").exists(), "the command never ran");
+    assert!(
+        env.path("g.stopped").exists(),
+        "the command was not asked to stop before it was killed: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "lockrun waited for --kill-after although the command had stopped"
+    );
+}
+
 /// A remover that died mid-way leaves its grave (`.stale-*`, `.released-*`): a directory
 /// holding `info` on Unix, the `info` file itself on Windows. `cleanup` removes it once
 /// its lock is free and it is older than the grace period; `show` lists it before.

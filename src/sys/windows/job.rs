@@ -3,6 +3,12 @@
 //! last handle to the job closes when lockrun exits, however it exits). The command is
 //! created suspended and assigned before its first instruction runs, so it cannot start
 //! a process outside the job first.
+//!
+//! The command also leads a console process group of its own (`CREATE_NEW_PROCESS_GROUP`),
+//! so that `--max-hold` can ask it to stop with a Ctrl-Break aimed at it alone before
+//! ending the job, as Unix sends SIGTERM before SIGKILL. Windows disables Ctrl-C in such
+//! a group and cannot aim a Ctrl-C at one, so lockrun passes each Ctrl-C and Ctrl-Break
+//! it gets on to the command as a Ctrl-Break.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -10,12 +16,15 @@ use std::mem::{size_of, zeroed};
 use std::os::windows::io::AsRawHandle;
 use std::os::windows::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use windows_sys::Win32::Foundation::{
     CloseHandle, FALSE, HANDLE, INVALID_HANDLE_VALUE, TRUE, WAIT_OBJECT_0,
 };
-use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, CTRL_C_EVENT, SetConsoleCtrlHandler};
+use windows_sys::Win32::System::Console::{
+    CTRL_BREAK_EVENT, CTRL_C_EVENT, GenerateConsoleCtrlEvent, SetConsoleCtrlHandler,
+};
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
     TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
@@ -26,7 +35,8 @@ use windows_sys::Win32::System::JobObjects::{
     SetInformationJobObject, TerminateJobObject,
 };
 use windows_sys::Win32::System::Threading::{
-    CREATE_SUSPENDED, OpenThread, ResumeThread, THREAD_SUSPEND_RESUME, WaitForSingleObject,
+    CREATE_NEW_PROCESS_GROUP, CREATE_SUSPENDED, OpenThread, ResumeThread, THREAD_SUSPEND_RESUME,
+    WaitForSingleObject,
 };
 
 /// An owned kernel handle, closed on drop.
@@ -75,7 +85,7 @@ pub fn spawn_in_job(program: &OsStr, args: &[OsString]) -> io::Result<JobChild> 
     }
     let mut child = Command::new(program)
         .args(args)
-        .creation_flags(CREATE_SUSPENDED)
+        .creation_flags(CREATE_SUSPENDED | CREATE_NEW_PROCESS_GROUP)
         .spawn()?;
     // SAFETY: both handles are open: the job above, the process from std's Child.
     let assigned = unsafe { AssignProcessToJobObject(job.0, child.as_raw_handle() as HANDLE) } != 0;
@@ -86,6 +96,7 @@ pub fn spawn_in_job(program: &OsStr, args: &[OsString]) -> io::Result<JobChild> 
         let _ = child.wait();
         return Err(err);
     }
+    COMMAND_GROUP.store(child.id(), Ordering::SeqCst);
     Ok(JobChild { child, job })
 }
 
@@ -145,6 +156,14 @@ impl JobChild {
                 return self.child.wait().map(Some);
             }
         }
+    }
+
+    /// Asks the command to stop: a Ctrl-Break to its process group (the closest Windows has
+    /// to SIGTERM; a console program's default answer is to exit, and a program that
+    /// handles it can clean up). False when it could not be sent (no console shared
+    /// with the command).
+    pub fn interrupt(&self) -> bool {
+        send_break(self.child.id())
     }
 
     /// Ends every process of the job with `code` (`--max-hold`).
@@ -217,16 +236,29 @@ pub(crate) fn calling_shell(pid: u32) -> u32 {
     owner
 }
 
-/// While the command runs, Ctrl-C and Ctrl-Break go to every process of the console:
-/// the command gets its own and decides; lockrun stays to release the lock and report
-/// the command's status. Closing the console still ends lockrun (and so the job).
-pub fn ignore_console_interrupts() {
+/// The process group of the command running in a job (its first process's id), 0
+/// before there is one: where the console handler passes interrupts on to.
+static COMMAND_GROUP: AtomicU32 = AtomicU32::new(0);
+
+fn send_break(group: u32) -> bool {
+    // SAFETY: plain values; a group that is gone makes the call fail, nothing more.
+    unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) != 0 }
+}
+
+/// While the command runs, lockrun stays to release the lock and report the command's
+/// status: a Ctrl-C or Ctrl-Break that reaches lockrun is passed on to the command's
+/// group as a Ctrl-Break (see the module comment), and lockrun waits for it to end.
+/// Closing the console still ends lockrun (and so the job).
+pub fn forward_console_interrupts() {
     unsafe extern "system" fn handler(kind: u32) -> windows_sys::core::BOOL {
-        if kind == CTRL_C_EVENT || kind == CTRL_BREAK_EVENT {
-            TRUE
-        } else {
-            FALSE
+        if kind != CTRL_C_EVENT && kind != CTRL_BREAK_EVENT {
+            return FALSE;
         }
+        let group = COMMAND_GROUP.load(Ordering::SeqCst);
+        if group != 0 {
+            send_break(group);
+        }
+        TRUE
     }
     // SAFETY: `handler` is a valid `extern "system"` routine for the whole process life.
     unsafe { SetConsoleCtrlHandler(Some(handler), TRUE) };
