@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds lockrun and its integration tests for Windows (x86_64-pc-windows-gnu) and runs
-# the portable cases (tests/cli/portable.rs, plus the Windows unit tests of src/sys)
-# under Wine, in a fresh throw-away Wine prefix.
+# the cases that are platform-independent (see the list below, plus the Windows unit
+# tests of src/sys) under Wine, in a fresh throw-away Wine prefix.
 #
 #   scripts/wine-test.sh [extra libtest args...]
 #
@@ -54,7 +54,11 @@ echo "wine-test: Windows build in $(($(date +%s) - build_start)) s"
 # and their helper as Windows processes inside the same Wine session.
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$wine"
 run_start=$(date +%s)
-# The platform module's own unit tests, then the portable integration cases.
+# The platform module's own unit tests, then the integration cases that run on Windows
+# too: portable.rs (locks, with, acquire, shared readers, sharing violations), names.rs
+# (--name), json.rs / jq_compat.rs (the JSON commands) and json_bad_input.rs (bad
+# input: one line, the documented exit code, nothing changed).
 timeout 300 cargo test --target "$target" --lib -- sys::
-timeout 900 cargo test --target "$target" --test cli -- portable:: "$@"
+timeout 900 cargo test --target "$target" --test cli -- \
+  portable:: names:: json:: jq_compat:: json_bad_input:: "$@"
 echo "wine-test: Windows suite in $(($(date +%s) - run_start)) s, $(($(date +%s) - start)) s in all"

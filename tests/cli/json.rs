@@ -92,6 +92,7 @@ fn a_no_op_update_writes_nothing() {
         .unwrap()
         .set_modified(old)
         .unwrap();
+    #[cfg(unix)]
     let ino = fs::metadata(env.path("f.json")).unwrap();
     for filter in [".", ".a = 1", ".b[0] = .b[0]", ".a |= ."] {
         ok(&env, &["update", "f.json", filter, "--backup"]);
@@ -99,8 +100,11 @@ fn a_no_op_update_writes_nothing() {
     ok(&env, &["set", "f.json", "/a", "1"]);
     let meta = fs::metadata(env.path("f.json")).unwrap();
     assert_eq!(meta.modified().unwrap(), old);
-    use std::os::unix::fs::MetadataExt;
-    assert_eq!(meta.ino(), ino.ino());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(meta.ino(), ino.ino());
+    }
     assert_eq!(env.read("f.json"), text);
     assert!(!env.path("f.json~").exists(), "no backup of a no-op");
 }
@@ -343,7 +347,15 @@ fn schema_lists_every_violation() {
 fn busy_file_honours_nonblock_and_conflict_code() {
     let env = TestEnv::new();
     env.write("f.json", "{}");
-    let mut holder = env.spawn(["with", "f.json", "--", "sleep", "3"]);
+    let mut argv = vec!["with".to_string(), "f.json".into(), "--".into()];
+    argv.extend(crate::helper::helper_argv(
+        "hold",
+        &[
+            &env.path("h.ready").to_string_lossy(),
+            &env.path("h.go").to_string_lossy(),
+        ],
+    ));
+    let holder = env.spawn(&argv);
     crate::testenv::wait_until("lock held", || {
         !env.lock_entries(".locks")
             .iter()
@@ -354,8 +366,8 @@ fn busy_file_honours_nonblock_and_conflict_code() {
     let out = env.run(["update", "-n", "f.json", ".a = 1"]);
     out.assert_failure_with(75);
     assert_eq!(env.read("f.json"), "{}");
-    let _ = holder.kill();
-    let _ = holder.wait();
+    fs::write(env.path("h.go"), "").unwrap();
+    assert_eq!(code(&wait_output(holder, PATIENCE)), 0, "the holder");
 }
 
 /// Each claim of the jq-differences text, checked.

@@ -3,12 +3,16 @@
 
 use std::fs;
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+#[cfg(unix)]
+use std::process::Command;
+use std::process::Stdio;
 
-use crate::testenv::{self, Check};
-use crate::testenv::{PATIENCE, TestEnv, bin, code, is_root, stderr, wait_output};
+use crate::testenv::{self, PATIENCE, TestEnv, code, stderr, wait_output};
+#[cfg(unix)]
+use crate::testenv::{Check, bin, is_root};
 
 const DOC: &str = "{\n  \"a\": 1,\n  \"list\": [1, 2]\n}\n";
 
@@ -383,6 +387,7 @@ fn directory_as_file_is_refused() {
     assert_eq!(fs::read_dir(env.path("d.json")).unwrap().count(), 0);
 }
 
+#[cfg(unix)]
 /// Runs lockrun as an unprivileged user: root ignores file permissions, so as root the
 /// command runs as nobody (setpriv), with a world-writable lock dir.
 fn run_unprivileged(env: &TestEnv, args: &[&str]) -> std::process::Output {
@@ -408,6 +413,7 @@ fn run_unprivileged(env: &TestEnv, args: &[&str]) -> std::process::Output {
     wait_output(cmd.spawn().unwrap(), PATIENCE)
 }
 
+#[cfg(unix)]
 fn setpriv_available() -> bool {
     !is_root()
         || Command::new("setpriv")
@@ -416,6 +422,7 @@ fn setpriv_available() -> bool {
             .is_ok_and(|o| o.status.success())
 }
 
+#[cfg(unix)]
 #[test]
 fn unreadable_file_exits_77_and_is_untouched() {
     if !setpriv_available() {
@@ -436,6 +443,7 @@ fn unreadable_file_exits_77_and_is_untouched() {
     assert_eq!(fs::read_to_string(&f).unwrap(), DOC);
 }
 
+#[cfg(unix)]
 #[test]
 fn read_only_directory_exits_77_and_leaves_nothing() {
     if !setpriv_available() {

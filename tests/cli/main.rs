@@ -17,11 +17,8 @@ mod portable;
 mod docs;
 #[cfg(unix)]
 mod hostile;
-#[cfg(unix)]
 mod jq_compat;
-#[cfg(unix)]
 mod json;
-#[cfg(unix)]
 mod json_bad_input;
 #[cfg(unix)]
 mod json_stress;

@@ -1,6 +1,36 @@
 //! `--name NAME` on the local backend: a name, not a path, names the lock.
 
-use crate::testenv::{PATIENCE, TestEnv, code, go, hold, stderr, wait_output};
+//! Portable: the commands run under the lock are the test suite's helper
+//! (`helper.rs`) and lockrun itself, so these cases run under Wine too.
+
+use crate::helper::helper_argv;
+use crate::testenv::{PATIENCE, TestEnv, bin, code, go, stderr, wait_output};
+
+/// `lockrun with ARGS -- helper hold`, returned once the helper runs under the lock.
+fn hold(env: &TestEnv, args: &[&str], name: &str) -> std::process::Child {
+    let ready = env
+        .path(&format!("{name}.ready"))
+        .to_string_lossy()
+        .into_owned();
+    let go = env
+        .path(&format!("{name}.go"))
+        .to_string_lossy()
+        .into_owned();
+    let mut full: Vec<String> = vec!["with".into()];
+    full.extend(args.iter().map(|a| a.to_string()));
+    full.push("--".into());
+    full.extend(helper_argv("hold", &[&ready, &go]));
+    let child = env
+        .command(&full)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::testenv::wait_until(&format!("{name} to hold the lock"), || {
+        env.path(&format!("{name}.ready")).exists()
+    });
+    child
+}
 
 #[test]
 fn a_name_is_one_lock_from_any_directory_in_the_state_dir() {
@@ -8,19 +38,10 @@ fn a_name_is_one_lock_from_any_directory_in_the_state_dir() {
     std::fs::create_dir_all(env.path("a")).unwrap();
     std::fs::create_dir_all(env.path("b/c")).unwrap();
     let state = env.path("state");
-    let holder = {
-        let script = "touch h.ready; while [ ! -e h.go ]; do sleep 0.01; done";
-        let child = env
-            .command(["with", "--name", "nightly-backup", "--", "sh", "-c", script])
-            .env("XDG_STATE_HOME", &state)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        crate::testenv::wait_until("the holder", || env.path("h.ready").exists());
-        child
-    };
+    let holder = hold_with_state(&env, &state);
     // From another directory the same name is busy, and the busy line names it.
+    let ran = env.path("b/c/ran").to_string_lossy().into_owned();
+    let ran_argv = helper_argv("hold", &[&ran, &ran]);
     let out = env
         .command([
             "with",
@@ -28,8 +49,11 @@ fn a_name_is_one_lock_from_any_directory_in_the_state_dir() {
             "--name",
             "nightly-backup",
             "--",
-            "touch",
-            "ran",
+            &ran_argv[0],
+            &ran_argv[1],
+            &ran_argv[2],
+            &ran_argv[3],
+            &ran_argv[4],
         ])
         .current_dir(env.path("b/c"))
         .env("XDG_STATE_HOME", &state)
@@ -47,7 +71,7 @@ fn a_name_is_one_lock_from_any_directory_in_the_state_dir() {
     );
     // Another name is free.
     let out = env
-        .command(["with", "-n", "--name", "other", "--", "true"])
+        .command(["with", "-n", "--name", "other", "--", bin(), "--version"])
         .env("XDG_STATE_HOME", &state)
         .output()
         .unwrap();
@@ -73,7 +97,8 @@ fn a_name_that_spells_a_path_is_that_files_lock_in_the_same_lock_dir() {
             "--name",
             canonical.to_str().unwrap(),
             "--",
-            "true",
+            bin(),
+            "--version",
         ])
         .output()
         .unwrap();
@@ -108,7 +133,7 @@ fn status_and_update_take_a_name_too() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     // A name with '//' could reach into another name's keys in etcd: refused everywhere.
     let out = env
-        .command(["with", "--name", "a//b", "--", "true"])
+        .command(["with", "--name", "a//b", "--", bin(), "--version"])
         .output()
         .unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
@@ -116,7 +141,8 @@ fn status_and_update_take_a_name_too() {
 }
 
 /// `with --name N FILE -- CMD` would run FILE as the command (clap drops the `--`): it
-/// is a usage error naming FILE, and nothing runs.
+/// is a usage error naming FILE, and nothing runs. (Unix: it runs sh scripts.)
+#[cfg(unix)]
 #[test]
 fn with_name_and_a_file_before_the_dashes_is_refused() {
     let env = TestEnv::new();
@@ -180,4 +206,24 @@ fn with_name_and_a_file_before_the_dashes_is_refused() {
     for f in ["a", "b", "c"] {
         assert!(env.path(f).exists(), "{f}");
     }
+}
+
+/// `with --name nightly-backup -- helper hold` with the state directory `state`.
+fn hold_with_state(env: &TestEnv, state: &std::path::Path) -> std::process::Child {
+    let ready = env.path("h.ready").to_string_lossy().into_owned();
+    let go = env.path("h.go").to_string_lossy().into_owned();
+    let mut full: Vec<String> = ["with", "--name", "nightly-backup", "--"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    full.extend(helper_argv("hold", &[&ready, &go]));
+    let child = env
+        .command(&full)
+        .env("XDG_STATE_HOME", state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::testenv::wait_until("the holder", || env.path("h.ready").exists());
+    child
 }

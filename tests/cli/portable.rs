@@ -91,6 +91,11 @@ fn go(env: &TestEnv, name: &str) {
     fs::write(env.path(&format!("{name}.go")), "").expect("write go file");
 }
 
+/// Whether this Windows is Wine (its prefix carries Wine's own programs).
+fn under_wine() -> bool {
+    cfg!(windows) && Path::new(r"C:\windows\system32\wineboot.exe").exists()
+}
+
 #[test]
 fn version_names_the_tool() {
     let env = TestEnv::new();
@@ -583,6 +588,17 @@ fn max_hold_asks_the_command_to_stop_first() {
     let out = run(&env, &strs(&argv));
     assert_code(&out, 124, "a command past --max-hold");
     assert!(env.path("g.ready").exists(), "the command never ran");
+    if under_wine() {
+        // Wine 8 delivers no console control events (GenerateConsoleCtrlEvent fails:
+        // without a console when output is piped, ERROR_INVALID_HANDLE with one), so
+        // lockrun ends the job at once; a real Windows console takes the step above.
+        assert!(
+            text(&out.stderr).contains("ending PID"),
+            "{}",
+            text(&out.stderr)
+        );
+        return;
+    }
     assert!(
         env.path("g.stopped").exists(),
         "the command was not asked to stop before it was killed: {}",
@@ -721,7 +737,7 @@ fn a_name_without_home_uses_local_app_data_on_windows() {
             "no lock directory in LOCALAPPDATA"
         );
     } else {
-        assert_code(&out, 64, "--name without HOME");
+        assert_code(&out, 2, "--name without HOME");
         assert!(
             text(&out.stderr).starts_with(
                 "lockrun: --name nightly: no lock directory (no HOME or XDG_STATE_HOME)"
