@@ -131,9 +131,11 @@ fn update_args_env_create_print_dry_run() {
             ".s = $s | .j = $j | .named = $ARGS.named.s | .home = $ENV.HOME",
         ],
     );
-    let home = std::env::var("HOME").unwrap_or_default();
+    // $ENV.HOME is null where HOME is unset (Windows outside Git Bash, Wine).
+    let home =
+        std::env::var("HOME").map_or("null".to_string(), |h| serde_json::to_string(&h).unwrap());
     let expected = format!(
-        "{{\n  \"s\": \"x\",\n  \"j\": {{\n    \"k\": [\n      1,\n      2\n    ]\n  }},\n  \"named\": \"x\",\n  \"home\": \"{home}\"\n}}\n"
+        "{{\n  \"s\": \"x\",\n  \"j\": {{\n    \"k\": [\n      1,\n      2\n    ]\n  }},\n  \"named\": \"x\",\n  \"home\": {home}\n}}\n"
     );
     assert_eq!(printed, expected);
     assert_eq!(env.read("m.json"), expected);

@@ -7,6 +7,7 @@ use crate::helper::helper_argv;
 use crate::testenv::{PATIENCE, TestEnv, bin, code, go, stderr, wait_output};
 
 /// `lockrun with ARGS -- helper hold`, returned once the helper runs under the lock.
+#[cfg(unix)]
 fn hold(env: &TestEnv, args: &[&str], name: &str) -> std::process::Child {
     let ready = env
         .path(&format!("{name}.ready"))
@@ -82,6 +83,10 @@ fn a_name_is_one_lock_from_any_directory_in_the_state_dir() {
     assert!(!env.path("b/c/ran").exists());
 }
 
+/// Unix only: on Windows a path's key is its case-folded text while a name is taken as
+/// written (a name must mean one lock on every host), so a name spelling a path is that
+/// file's lock only when spelled in lower case there.
+#[cfg(unix)]
 #[test]
 fn a_name_that_spells_a_path_is_that_files_lock_in_the_same_lock_dir() {
     let env = TestEnv::new();
