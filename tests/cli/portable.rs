@@ -370,6 +370,133 @@ fn acquire_then_release_from_another_invocation() {
     assert_code(&status, 0, "status after release");
 }
 
+/// `status`, `unlock` and `unlock --force` on a lock held by a live process: the same
+/// exit codes and messages on every platform.
+#[test]
+fn status_and_unlock_of_a_live_lock() {
+    let env = TestEnv::new();
+    let got = run(&env, &["acquire", "data.json"]);
+    assert_code(&got, 0, "acquire");
+    // The owner is the calling process: this test.
+    let me = format!("held by PID {}", std::process::id());
+    let status = run(&env, &["status", "data.json"]);
+    assert_code(&status, 1, "status while held");
+    assert!(
+        text(&status.stdout).contains(&me),
+        "{}",
+        text(&status.stdout)
+    );
+    // Its command line is the lock's COMMAND (read from the process on every platform).
+    let exe_path = std::env::current_exe().unwrap();
+    let exe_name = exe_path.file_stem().unwrap().to_string_lossy();
+    assert!(
+        text(&status.stdout).contains(exe_name.as_ref()),
+        "COMMAND does not name {exe_name}: {}",
+        text(&status.stdout)
+    );
+    let unlock = run(&env, &["unlock", "data.json"]);
+    assert_code(&unlock, 75, "unlock of a live lock");
+    let err = text(&unlock.stderr);
+    assert!(
+        err.starts_with("lockrun: ") && err.contains(&me) && err.contains("unlock --force"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let forced = run(&env, &["unlock", "--force", "data.json"]);
+    assert_code(&forced, 0, "unlock --force");
+    assert!(text(&forced.stderr).contains("warning: removing the live lock"));
+    let status = run(&env, &["status", "data.json"]);
+    assert_code(&status, 0, "status after unlock --force");
+    assert!(
+        text(&status.stdout).contains("free"),
+        "{}",
+        text(&status.stdout)
+    );
+}
+
+/// `acquire` and `release` as separate commands of one `cmd.exe` batch script: the
+/// lock belongs to that cmd (the calling shell, by PID and creation time), so it
+/// stays held between the commands, `release` frees it, and a lock left by a script
+/// whose cmd has exited is stale.
+#[cfg(windows)]
+#[test]
+fn acquire_and_release_from_a_cmd_script() {
+    let env = TestEnv::new();
+    let script = format!(
+        "@echo off\r\n\
+         \"{l}\" acquire data.json > id.txt\r\n\
+         \"{l}\" status data.json > held.txt\r\n\
+         echo %ERRORLEVEL% > held.code\r\n\
+         set /p ID=<id.txt\r\n\
+         \"{l}\" release \"%ID%\"\r\n\
+         echo %ERRORLEVEL% > release.code\r\n\
+         \"{l}\" status data.json > after.txt\r\n\
+         echo %ERRORLEVEL% > after.code\r\n\
+         \"{l}\" acquire left.json > left.txt\r\n",
+        l = exe()
+    );
+    env.write("s.cmd", &script);
+    let cmd = Command::new("cmd")
+        .args(["/c", "s.cmd"])
+        .current_dir(env.root())
+        .env_remove("LOCKRUN_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cmd");
+    let shell = cmd.id();
+    let out = wait_output(cmd, PATIENCE);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let code_of = |f: &str| env.read(f).trim().to_string();
+    assert_eq!(code_of("held.code"), "1", "status between the commands");
+    assert!(
+        env.read("held.txt")
+            .contains(&format!("held by PID {shell}")),
+        "the owner is not the script's cmd (PID {shell}): {}",
+        env.read("held.txt")
+    );
+    assert_eq!(code_of("release.code"), "0", "release");
+    assert_eq!(code_of("after.code"), "0", "status after release");
+    // The script's cmd has exited: the lock it left is stale, and the next taker gets it.
+    let status = run(&env, &["status", "left.json"]);
+    assert_code(&status, 3, "status of a lock whose cmd has exited");
+}
+
+/// Bad command lines: one `lockrun: ` line naming what is wrong, exit 2 (usage), and
+/// no lock taken or lock directory made.
+#[test]
+fn bad_command_lines_exit_2_with_one_line() {
+    let env = TestEnv::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["with"], "required arguments were not given"),
+        (&["with", "data.json"], "<COMMAND>"),
+        (
+            &["with", "-w", "abc", "data.json", "--", "x"],
+            "'abc' is not a number of seconds",
+        ),
+        (&["with", "--bogus", "data.json", "--", "x"], "'--bogus'"),
+        (&["status"], "<FILE>"),
+        (&["update", "data.json"], "<FILTER>"),
+        (&["release", "nothing"], "refusing lock id"),
+        (&["with", "--name", "a//b", "--", "x"], "a//b"),
+    ];
+    for (args, says) in cases {
+        let out = run(&env, args);
+        assert_code(&out, 2, &format!("{args:?}"));
+        let err = text(&out.stderr);
+        let first = err.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("lockrun: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        !env.path(".locks").exists(),
+        "a bad command line made a lock directory"
+    );
+}
+
 /// 4 processes × 8 `update`s of one counter: none lost.
 #[test]
 fn update_under_contention_loses_nothing() {

@@ -216,9 +216,16 @@ pub(crate) fn parent_of(pid: u32) -> Option<u32> {
 const FORKING_SHELLS: &[&str] = &["bash.exe", "sh.exe", "dash.exe", "zsh.exe"];
 
 /// The shell `acquire` works for, starting from `pid` (its parent, or `--owner`):
-/// looking past forked copies of a POSIX shell directly above it. Git Bash runs a program from a forked `bash.exe` that lives only
-/// as long as the program; its parent, the shell itself, is also `bash.exe`. (On Unix
-/// lockrun compares command lines; Windows keeps those in each process's own memory.)
+/// looking past forked copies of a POSIX shell directly above it. Git Bash (MSYS2) runs a
+/// program from a forked `bash.exe`, a Windows process of its own that lives only as
+/// long as the program; its parent, the shell itself, is also `bash.exe`. PowerShell
+/// (`powershell.exe`, `pwsh.exe`) and `cmd.exe` start a program as their direct child:
+/// `pid` is the owner. On Unix lockrun tells a forked copy by its command line, the
+/// same as its parent's; a Cygwin/MSYS2 fork's Windows command line is not its
+/// parent's (Cygwin's fork passes the program's path), so here the executable name
+/// decides, and a `bash script.sh` run from
+/// an interactive Git Bash gives its lock to the interactive shell (one lock too long,
+/// never too short).
 pub(crate) fn calling_shell(pid: u32) -> u32 {
     let mut owner = pid;
     for _ in 0..16 {

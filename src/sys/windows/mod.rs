@@ -24,9 +24,13 @@ use std::os::windows::ffi::OsStrExt;
 use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 
+use windows_sys::Wdk::System::Threading::{
+    NtQueryInformationProcess, ProcessCommandLineInformation,
+};
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_FILE_EXISTS,
-    ERROR_INVALID_PARAMETER, ERROR_LOCK_VIOLATION, FILETIME, GetLastError, HANDLE, WAIT_TIMEOUT,
+    ERROR_INVALID_PARAMETER, ERROR_LOCK_VIOLATION, FILETIME, GetLastError, HANDLE, UNICODE_STRING,
+    WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, GetFileInformationByHandle, LOCKFILE_EXCLUSIVE_LOCK,
@@ -52,9 +56,47 @@ pub(crate) fn file_size_limit() -> Option<u64> {
 /// No SIGXFSZ on Windows.
 pub(crate) fn ignore_file_size_signal() {}
 
-/// The command line of another process: not read on Windows (it lives in the other
-/// process's memory); `COMMAND:` of an `acquire` lock stays empty there.
-pub(crate) fn process_command(_pid: u32) -> Option<String> {
+/// The command line of another process (`NtQueryInformationProcess`'s
+/// `ProcessCommandLineInformation`, Windows 8.1 and later): an `acquire` lock's
+/// `COMMAND:`, and what tells Git Bash's forked copies of a shell from the shell.
+pub(crate) fn process_command(pid: u32) -> Option<String> {
+    const STATUS_INFO_LENGTH_MISMATCH: i32 = 0xC000_0004_u32 as i32;
+    let h = ProcessHandle::open(pid).ok()?;
+    // u64s keep the UNICODE_STRING at the start aligned.
+    let mut buf: Vec<u64> = vec![0; 256];
+    for _ in 0..4 {
+        let size = u32::try_from(buf.len() * 8).ok()?;
+        let mut needed = 0u32;
+        // SAFETY: `h.0` is a process handle with query access; `buf` is writable for
+        // `size` bytes and `needed` lives across the call.
+        let status = unsafe {
+            NtQueryInformationProcess(
+                h.0,
+                ProcessCommandLineInformation,
+                buf.as_mut_ptr().cast(),
+                size,
+                &mut needed,
+            )
+        };
+        if status == STATUS_INFO_LENGTH_MISMATCH && needed > size {
+            buf = vec![0; (needed as usize).div_ceil(8)];
+            continue;
+        }
+        if status < 0 {
+            return None;
+        }
+        // SAFETY: on success the buffer starts with a UNICODE_STRING whose Buffer points
+        // into `buf` itself (Length bytes, within the size returned).
+        let text = unsafe {
+            let us = &*buf.as_ptr().cast::<UNICODE_STRING>();
+            if us.Buffer.is_null() {
+                return None;
+            }
+            std::slice::from_raw_parts(us.Buffer, usize::from(us.Length) / 2)
+        };
+        let line = String::from_utf16_lossy(text);
+        return (!line.is_empty()).then_some(line);
+    }
     None
 }
 
