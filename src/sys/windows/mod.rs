@@ -19,13 +19,13 @@ pub mod replace;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::mem::zeroed;
+use std::mem::{size_of, zeroed};
 use std::os::windows::ffi::OsStrExt;
 use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 
 use windows_sys::Wdk::System::Threading::{
-    NtQueryInformationProcess, ProcessCommandLineInformation,
+    NtQueryInformationProcess, ProcessBasicInformation, ProcessCommandLineInformation,
 };
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_FILE_EXISTS,
@@ -36,11 +36,13 @@ use windows_sys::Win32::Storage::FileSystem::{
     BY_HANDLE_FILE_INFORMATION, GetFileInformationByHandle, LOCKFILE_EXCLUSIVE_LOCK,
     LOCKFILE_FAIL_IMMEDIATELY, LockFileEx, MoveFileExW, UnlockFileEx,
 };
+use windows_sys::Win32::System::Diagnostics::Debug::ReadProcessMemory;
 use windows_sys::Win32::System::IO::OVERLAPPED;
 use windows_sys::Win32::System::SystemInformation::{ComputerNameDnsHostname, GetComputerNameExW};
 use windows_sys::Win32::System::Threading::{
-    GetProcessTimes, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
-    WaitForSingleObject,
+    GetProcessTimes, OpenProcess, PEB, PROCESS_BASIC_INFORMATION, PROCESS_QUERY_INFORMATION,
+    PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_VM_READ,
+    RTL_USER_PROCESS_PARAMETERS, WaitForSingleObject,
 };
 
 /// A NUL-terminated UTF-16 copy of `path` for the `W` functions.
@@ -83,7 +85,8 @@ pub(crate) fn process_command(pid: u32) -> Option<String> {
             continue;
         }
         if status < 0 {
-            return None;
+            // Older Windows (and Wine) lack that class: read it where Windows keeps it.
+            return command_line_from_peb(pid);
         }
         // SAFETY: on success the buffer starts with a UNICODE_STRING whose Buffer points
         // into `buf` itself (Length bytes, within the size returned).
@@ -98,6 +101,77 @@ pub(crate) fn process_command(pid: u32) -> Option<String> {
         return (!line.is_empty()).then_some(line);
     }
     None
+}
+
+/// The command line of `pid` from its process environment block: the
+/// `RTL_USER_PROCESS_PARAMETERS` its PEB points to, read with `ReadProcessMemory`.
+fn command_line_from_peb(pid: u32) -> Option<String> {
+    // SAFETY: OpenProcess takes plain values and returns a new handle or null.
+    let h = unsafe { OpenProcess(PROCESS_QUERY_INFORMATION | PROCESS_VM_READ, 0, pid) };
+    if h.is_null() {
+        return None;
+    }
+    let h = ProcessHandle(h);
+    // SAFETY: plain data; all-zero is valid.
+    let mut basic: PROCESS_BASIC_INFORMATION = unsafe { zeroed() };
+    let mut got = 0u32;
+    // SAFETY: `h.0` has PROCESS_QUERY_INFORMATION; the pointer and size describe
+    // `basic`, which lives across the call.
+    let status = unsafe {
+        NtQueryInformationProcess(
+            h.0,
+            ProcessBasicInformation,
+            (&raw mut basic).cast(),
+            size_of::<PROCESS_BASIC_INFORMATION>() as u32,
+            &mut got,
+        )
+    };
+    if status < 0 || basic.PebBaseAddress.is_null() {
+        return None;
+    }
+    let peb: PEB = read_remote(&h, basic.PebBaseAddress as usize)?;
+    let params: RTL_USER_PROCESS_PARAMETERS = read_remote(&h, peb.ProcessParameters as usize)?;
+    let units = usize::from(params.CommandLine.Length) / 2;
+    if units == 0 || params.CommandLine.Buffer.is_null() {
+        return None;
+    }
+    let mut text = vec![0u16; units];
+    let mut read = 0usize;
+    // SAFETY: `h.0` has PROCESS_VM_READ; `text` is writable for `units * 2` bytes; the
+    // call copies from the other process and fails on an unreadable address.
+    let ok = unsafe {
+        ReadProcessMemory(
+            h.0,
+            params.CommandLine.Buffer.cast(),
+            text.as_mut_ptr().cast(),
+            units * 2,
+            &mut read,
+        )
+    };
+    (ok != 0 && read == units * 2).then(|| String::from_utf16_lossy(&text))
+}
+
+/// A `T` copied from `addr` in the process `h`. Only for plain-data `T` (structures of
+/// integers and pointers, which any bytes make valid).
+fn read_remote<T: Copy>(h: &ProcessHandle, addr: usize) -> Option<T> {
+    if addr == 0 {
+        return None;
+    }
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    let mut read = 0usize;
+    // SAFETY: `value` is writable for size_of::<T>() bytes; the call copies from the
+    // other process and fails on an unreadable address.
+    let ok = unsafe {
+        ReadProcessMemory(
+            h.0,
+            addr as *const core::ffi::c_void,
+            value.as_mut_ptr().cast(),
+            size_of::<T>(),
+            &mut read,
+        )
+    };
+    // SAFETY: the bytes were all written (read == size) and T is plain data.
+    (ok != 0 && read == size_of::<T>()).then(|| unsafe { value.assume_init() })
 }
 
 /// A holder of a lock on a file, as Linux's /proc/locks tells (never on Windows).
