@@ -123,7 +123,7 @@ pub(crate) const DOCUMENTED: &[(&str, &str)] = &[
     ),
     (
         "70",
-        "internal error; also: the lock was broken from outside while held (if the command succeeded); on Windows: not supported yet",
+        "internal error; also: the lock was broken from outside while held (if the command succeeded); on a system neither Unix nor Windows: not supported",
     ),
     (
         "73",
