@@ -116,39 +116,15 @@ fn four_processes_never_overlap() {
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {
             let argv = with_helper(&["-w", "60", "shared.json"], "critical", &[&detector, "15"]);
-            let root = env.root().to_path_buf();
-            std::thread::spawn(move || {
-                let mut codes = Vec::new();
-                for _ in 0..ROUNDS {
-                    let child = Command::new(exe())
-                        .args(&argv)
-                        .current_dir(&root)
-                        .env_remove("LOCKRUN_DIR")
-                        .env_remove("LOCKRUN_TIMEOUT")
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::piped())
-                        .spawn()
-                        .expect("spawn lockrun");
-                    let out = wait_output(child, Duration::from_secs(90));
-                    codes.push((code(&out), text(&out.stderr)));
-                }
-                codes
-            })
+            repeat(&env, argv, ROUNDS)
         })
         .collect();
-    for w in workers {
-        for (c, err) in w.join().expect("worker") {
-            assert_eq!(c, 0, "a pass failed: {err}");
-        }
-    }
-    assert!(
-        !env.path("detector/overlap").exists(),
-        "two holders were inside at once: {}",
-        env.read("detector/overlap")
+    check_detector(
+        &env,
+        workers,
+        WORKERS * ROUNDS,
+        "two holders were inside at once",
     );
-    let passes = env.read("detector/passes").lines().count();
-    assert_eq!(passes, WORKERS * ROUNDS);
 }
 
 /// Runs `rounds` times `lockrun ARGV` in a thread; the exit codes and stderr of each.
@@ -178,6 +154,27 @@ fn repeat(
     })
 }
 
+/// Every pass of `workers` succeeded, the detector in `env`'s `detector` saw no
+/// overlap (`breach` says what one would mean), and it counted `passes` passes.
+fn check_detector(
+    env: &TestEnv,
+    workers: Vec<std::thread::JoinHandle<Vec<(i32, String)>>>,
+    passes: usize,
+    breach: &str,
+) {
+    for w in workers {
+        for (c, err) in w.join().expect("worker") {
+            assert_eq!(c, 0, "a pass failed: {err}");
+        }
+    }
+    assert!(
+        !env.path("detector/overlap").exists(),
+        "{breach}: {}",
+        env.read("detector/overlap")
+    );
+    assert_eq!(env.read("detector/passes").lines().count(), passes);
+}
+
 /// 3 shared holders (`with -s`) and 2 exclusive ones take one lock over and over around
 /// a detector: a writer never meets a reader or another writer, and every pass counts.
 #[test]
@@ -198,18 +195,12 @@ fn readers_never_overlap_a_writer() {
         let argv = with_helper(opts, "rw", &[&detector, "30", mode]);
         workers.push(repeat(&env, argv, ROUNDS));
     }
-    for w in workers {
-        for (c, err) in w.join().expect("worker") {
-            assert_eq!(c, 0, "a pass failed: {err}");
-        }
-    }
-    assert!(
-        !env.path("detector/overlap").exists(),
-        "a writer was inside with someone else: {}",
-        env.read("detector/overlap")
+    check_detector(
+        &env,
+        workers,
+        (READERS + WRITERS) * ROUNDS,
+        "a writer was inside with someone else",
     );
-    let passes = env.read("detector/passes").lines().count();
-    assert_eq!(passes, (READERS + WRITERS) * ROUNDS);
 }
 
 /// A shared holder lets other readers in at once and keeps a writer out; `show` names
@@ -504,27 +495,12 @@ fn update_under_contention_loses_nothing() {
     env.write("counter.json", "{\"n\": 0}\n");
     const WORKERS: usize = 4;
     const ROUNDS: usize = 8;
+    let argv: Vec<String> = ["update", "-w", "60", "counter.json", ".n += 1"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            let root = env.root().to_path_buf();
-            std::thread::spawn(move || {
-                (0..ROUNDS)
-                    .map(|_| {
-                        let child = Command::new(exe())
-                            .args(["update", "-w", "60", "counter.json", ".n += 1"])
-                            .current_dir(&root)
-                            .env_remove("LOCKRUN_DIR")
-                            .stdin(Stdio::null())
-                            .stdout(Stdio::piped())
-                            .stderr(Stdio::piped())
-                            .spawn()
-                            .expect("spawn lockrun");
-                        let out = wait_output(child, Duration::from_secs(90));
-                        (code(&out), text(&out.stderr))
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
+        .map(|_| repeat(&env, argv.clone(), ROUNDS))
         .collect();
     for w in workers {
         for (c, err) in w.join().expect("worker") {
@@ -533,12 +509,7 @@ fn update_under_contention_loses_nothing() {
     }
     let doc: serde_json::Value = serde_json::from_str(&env.read("counter.json")).unwrap();
     assert_eq!(doc["n"], (WORKERS * ROUNDS) as u64, "lost updates");
-    let leftovers: Vec<_> = fs::read_dir(env.root())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "counter.json" && n != ".locks")
-        .collect();
+    let leftovers = strays(&env, "counter.json");
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
 }
 
@@ -580,6 +551,33 @@ fn path_forms_name_one_lock() {
     );
 }
 
+/// Starts a stand-in virus scanner that keeps `rel` open for `ms` milliseconds with the
+/// sharing `share` ("none" or "read"), and returns once it has the file open.
+#[cfg(windows)]
+fn scanner(env: &TestEnv, rel: &str, ms: u32, share: &str) -> Child {
+    let ready = p(env, "open.ready");
+    let argv = helper_argv("hold-open", &[&p(env, rel), &ready, &ms.to_string(), share]);
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .spawn()
+        .expect("helper");
+    wait_until("the scanner to open the file", || {
+        env.path("open.ready").exists()
+    });
+    child
+}
+
+/// What is in the env's root besides `rel`, the lock directory and a scanner's ready
+/// file: temp files left behind.
+fn strays(env: &TestEnv, rel: &str) -> Vec<String> {
+    fs::read_dir(env.root())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != rel && n != ".locks" && n != "open.ready")
+        .collect()
+}
+
 /// A virus scanner or indexer holding the file open makes the read (no sharing at all)
 /// or the replace (only reads shared) fail with a sharing violation for a moment:
 /// `update` retries within its patience, and says so under `-v`.
@@ -589,15 +587,7 @@ fn update_retries_a_sharing_violation() {
     for share in ["none", "read"] {
         let env = TestEnv::new();
         env.write("doc.json", "{\"n\": 1}\n");
-        let ready = p(&env, "open.ready");
-        let argv = helper_argv("hold-open", &[&p(&env, "doc.json"), &ready, "1500", share]);
-        let mut scanner = Command::new(&argv[0])
-            .args(&argv[1..])
-            .spawn()
-            .expect("helper");
-        wait_until("the scanner to open the file", || {
-            env.path("open.ready").exists()
-        });
+        let mut scanner = scanner(&env, "doc.json", 1500, share);
         let out = run(&env, &["update", "-v", "-w", "10", "doc.json", ".n += 1"]);
         let _ = scanner.wait();
         assert_code(
@@ -612,12 +602,7 @@ fn update_retries_a_sharing_violation() {
         );
         let doc: serde_json::Value = serde_json::from_str(&env.read("doc.json")).unwrap();
         assert_eq!(doc["n"], 2, "sharing {share}");
-        let left: Vec<_> = fs::read_dir(env.root())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "doc.json" && n != ".locks" && n != "open.ready")
-            .collect();
+        let left = strays(&env, "doc.json");
         assert!(left.is_empty(), "temp files left: {left:?}");
     }
 }
@@ -631,15 +616,7 @@ fn sharing_violations_are_retried_only_within_the_wait() {
     for share in ["none", "read"] {
         let env = TestEnv::new();
         env.write("doc.json", "{\"n\": 1}\n");
-        let ready = p(&env, "open.ready");
-        let argv = helper_argv("hold-open", &[&p(&env, "doc.json"), &ready, "20000", share]);
-        let mut scanner = Command::new(&argv[0])
-            .args(&argv[1..])
-            .spawn()
-            .expect("helper");
-        wait_until("the scanner to open the file", || {
-            env.path("open.ready").exists()
-        });
+        let mut scanner = scanner(&env, "doc.json", 20000, share);
         let started = Instant::now();
         let out = run(&env, &["update", "-v", "-w", "1", "doc.json", ".n += 1"]);
         let took = started.elapsed();
@@ -666,12 +643,7 @@ fn sharing_violations_are_retried_only_within_the_wait() {
             "sharing {share}: update waited {took:?} with -w 1"
         );
         assert_eq!(env.read("doc.json"), "{\"n\": 1}\n", "sharing {share}");
-        let left: Vec<_> = fs::read_dir(env.root())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "doc.json" && n != ".locks" && n != "open.ready")
-            .collect();
+        let left = strays(&env, "doc.json");
         assert!(
             left.is_empty(),
             "sharing {share}: temp files left: {left:?}"
