@@ -54,14 +54,16 @@ pub(crate) struct WithArgs {
 
 impl WithArgs {
     /// `with --name NAME FILE -- CMD`: with --name there is no FILE, so clap hands the
-    /// first word to FILE and the command would be FILE. What follows the first `--` of
-    /// the raw command line is the command; a word clap took before it is a stray FILE.
-    /// `None` when there is none (or no `--` to tell by).
+    /// first word to FILE and the command would be FILE. Clap drops a `--` only when it
+    /// comes before the command has begun; then the command it kept is exactly what
+    /// follows that `--`, and the word it put in FILE stood before it: a stray FILE.
+    /// A `--` inside the command (`--name N git log -- path`) is kept by clap and is
+    /// the command's own. `None` when there is no stray FILE.
     pub(crate) fn stray_file(&self, raw: &[OsString]) -> Option<String> {
         self.lock.backend.name.as_ref()?;
         let file = self.file.as_ref()?;
         let dashes = raw.iter().skip(1).position(|a| a == "--")? + 1;
         let after = raw.len() - dashes - 1;
-        (1 + self.command.len() > after).then(|| file.display().to_string())
+        (self.command.len() == after).then(|| file.display().to_string())
     }
 }

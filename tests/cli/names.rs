@@ -204,11 +204,37 @@ fn with_name_and_a_file_before_the_dashes_is_refused() {
             "touch c",
             "--",
         ][..],
+        // The command's own `--` (git log -- path, sh -c '...' -- args), no `--` before.
+        &[
+            "with",
+            "--name",
+            "job",
+            "--lock-dir",
+            "locks",
+            "sh",
+            "-c",
+            "touch \"$1\"",
+            "--",
+            "d",
+        ][..],
+        &[
+            "with",
+            "--name",
+            "job",
+            "--lock-dir",
+            "locks",
+            "--",
+            "sh",
+            "-c",
+            "touch \"$1\"",
+            "--",
+            "e",
+        ][..],
     ] {
         let out = env.command(args).output().unwrap();
         assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
     }
-    for f in ["a", "b", "c"] {
+    for f in ["a", "b", "c", "d", "e"] {
         assert!(env.path(f).exists(), "{f}");
     }
 }
