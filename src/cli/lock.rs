@@ -85,14 +85,20 @@ impl BackendArgs {
     /// The etcd backend asked for, if any (an empty LOCKRUN_BACKEND means none).
     pub(crate) fn etcd(&self) -> Option<crate::lock::EtcdSettings> {
         let url = self.backend.as_deref().filter(|u| !u.trim().is_empty())?;
-        Some(crate::lock::EtcdSettings {
-            url: url.trim().to_string(),
+        Some(self.etcd_at(url.trim()))
+    }
+
+    /// The etcd settings of these options for the members at `url` (`release` takes
+    /// them from the id, and the TLS files and the rest from the options all the same).
+    pub(crate) fn etcd_at(&self, url: &str) -> crate::lock::EtcdSettings {
+        crate::lock::EtcdSettings {
+            url: url.to_string(),
             prefix: self.etcd_prefix.clone(),
             ttl: self.lease_ttl,
             ca: self.etcd_ca.clone(),
             cert: self.etcd_cert.clone(),
             key: self.etcd_key.clone(),
-        })
+        }
     }
 }
 

@@ -43,6 +43,9 @@ const OWNER_POLL: Duration = Duration::from_millis(100);
 /// Once the lease is lost, the keeper only waits to tidy up its state file.
 const LOST_POLL: Duration = Duration::from_secs(1);
 const READY: &str = "ready";
+/// Said instead when the keeper could not write its note: it keeps the lease all the
+/// same, but a loss can then not be told from a release.
+const READY_WITHOUT_NOTE: &str = "ready without a note";
 
 /// `acquire` with an etcd backend: the lock for `owner`, kept by a keeper process.
 pub(crate) fn acquire(
@@ -114,6 +117,8 @@ fn start_keeper(
         ("--etcd-key", &settings.key),
     ] {
         if let Some(f) = file {
+            // The keeper runs in `/`: a relative path must not change its meaning.
+            let f = std::path::absolute(f).map_err(|e| Error::io(f, e))?;
             cmd.arg(option).arg(f);
         }
     }
@@ -136,6 +141,18 @@ fn start_keeper(
         let _ = BufReader::new(out).read_line(&mut line);
     }
     let line = line.trim();
+    if line == READY_WITHOUT_NOTE {
+        let dir = state_path(held.lease())
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .map_or_else(
+                || "no state directory".to_string(),
+                |d| d.display().to_string(),
+            );
+        crate::quote::say(&format!(
+            "warning: the keeper of the lease on {name} cannot keep its note in {dir}: if the lock is lost, release will say it was released already (66)"
+        ));
+        return Ok(());
+    }
     if line == READY {
         // Not waited for: it outlives us, and init reaps it.
         return Ok(());
@@ -158,11 +175,25 @@ pub(crate) fn keeper(args: &KeeperArgs) -> Result<ExitCode> {
     let (held, state) = match adopt(args) {
         Ok(adopted) => adopted,
         Err(e) => {
-            println!("error: {e}");
+            let _ = writeln!(std::io::stdout(), "error: {e}");
             return Err(e);
         }
     };
-    println!("{READY}");
+    // acquire reads this line; if it is gone (killed before it read), nobody will print
+    // the id, so nobody could release the lock: give it up.
+    let ready = if state.is_some() {
+        READY
+    } else {
+        READY_WITHOUT_NOTE
+    };
+    if writeln!(std::io::stdout(), "{ready}")
+        .and_then(|()| std::io::stdout().flush())
+        .is_err()
+    {
+        let _ = held.release();
+        remove_state(&state);
+        return Ok(ExitCode::Success);
+    }
     // Nothing more to say: the pipe's reader (acquire) is gone.
     if let Ok(null) = fs::File::options().write(true).open("/dev/null") {
         let _ = rustix::stdio::dup2_stdout(&null);
@@ -171,10 +202,17 @@ pub(crate) fn keeper(args: &KeeperArgs) -> Result<ExitCode> {
         Some(token) => sys::process_is_running(args.owner, token),
         None => sys::pid_state(args.owner) != sys::PidState::Gone,
     };
+    // Only an explicit RELEASED line stops it: a note that went missing (a user tidying
+    // the state directory) is written again, and the lease kept.
     let released = |state: &Option<PathBuf>| {
-        state
-            .as_ref()
-            .is_some_and(|p| fs::read_to_string(p).map_or(true, |s| s.contains("\nRELEASED")))
+        let Some(path) = state else { return false };
+        match fs::read_to_string(path) {
+            Ok(text) => text.contains("\nRELEASED"),
+            Err(_) => {
+                write_note(path, &note_text(args));
+                false
+            }
+        }
     };
     // Bounded by the owner's life, a release, or the loss of the lease.
     loop {
@@ -235,17 +273,43 @@ fn adopt(args: &KeeperArgs) -> Result<(Held, Option<PathBuf>)> {
     let held = Held::adopt(store, key, lease, args.revision, (sent, ttl), name.clone())
         .map_err(|e| Error::Internal(format!("cannot start the keepalive thread: {e}")))?;
     let state = state_path(lease).filter(|path| {
-        let me = sys::current_pid();
-        let text = format!(
-            "KEEPER: {me}\nKEEPER_START: {}\nOWNER: {}\nOWNER_START: {}\nNAME: {name}\n",
-            sys::process_start_token(me).unwrap_or_default(),
-            args.owner,
-            args.owner_start.as_deref().unwrap_or_default(),
-        );
         path.parent().is_some_and(|d| fs::create_dir_all(d).is_ok())
-            && fs::write(path, text).is_ok()
+            && write_note(path, &note_text(args))
     });
     Ok((held, state))
+}
+
+/// The keeper's note: who keeps the lease for whom, on which host (a state directory
+/// may be shared between hosts through a network home: PIDs mean something only on
+/// their own host).
+fn note_text(args: &KeeperArgs) -> String {
+    let me = sys::current_pid();
+    format!(
+        "KEEPER: {me}\nKEEPER_START: {}\nOWNER: {}\nOWNER_START: {}\nHOST: {}\nNAME: {}\n",
+        sys::process_start_token(me).unwrap_or_default(),
+        args.owner,
+        args.owner_start.as_deref().unwrap_or_default(),
+        sys::hostname(),
+        args.backend.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Writes the note whole or not at all (a temp file renamed over it), so that a reader
+/// (`cleanup`, `status`) never sees half of it.
+fn write_note(path: &Path, text: &str) -> bool {
+    let tmp = path.with_extension(format!("tmp-{}", sys::current_pid()));
+    let ok = fs::write(&tmp, text).is_ok() && fs::rename(&tmp, path).is_ok();
+    if !ok {
+        let _ = fs::remove_file(&tmp);
+    }
+    ok
+}
+
+/// Whether a note was written on this host (notes before HOST was written count as ours).
+fn note_of_this_host(text: &str) -> bool {
+    text.lines()
+        .find_map(|l| l.strip_prefix("HOST: "))
+        .is_none_or(|h| h == sys::hostname())
 }
 
 /// `release ID` of an etcd id.
@@ -255,9 +319,9 @@ pub(crate) fn release(args: &ReleaseArgs, id: EtcdId) -> Result<ExitCode> {
             "release takes the id acquire printed, not --name",
         ));
     }
-    // The members come from the id; TLS files and the like from the options.
-    let mut settings = args.backend.etcd().unwrap_or_default();
-    settings.url = id.url.clone();
+    // The members come from the id; TLS files and the like from the options, with or
+    // without --backend.
+    let settings = args.backend.etcd_at(&id.url);
     let store = etcd::store(&settings)?;
     let state = state_path(id.lease);
     let lost = state
@@ -307,7 +371,14 @@ pub(crate) fn release(args: &ReleaseArgs, id: EtcdId) -> Result<ExitCode> {
         append_state(id.lease, "RELEASED\n");
     }
     let revoked = store.revoke(kv.lease, store.ttl.max(LOOK_TIMEOUT));
-    if ours {
+    // A live keeper sees RELEASED and removes its note itself; removing it here could
+    // come before it looked, and it would take the missing note for a user's tidying.
+    if ours
+        && !state
+            .as_ref()
+            .and_then(|p| fs::read_to_string(p).ok())
+            .is_some_and(|text| keeper_running(&text))
+    {
         remove_state(&state);
     }
     revoked.map_err(etcd::gateway_error)?;
@@ -431,7 +502,7 @@ pub(crate) fn lost_here(name: &str) -> Option<String> {
     let want = format!("\nNAME: {name}\n");
     fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
         let text = fs::read_to_string(entry.path()).ok()?;
-        if !text.contains(&want) {
+        if !text.contains(&want) || !note_of_this_host(&text) {
             return None;
         }
         loss(&text)
@@ -470,7 +541,7 @@ pub(crate) fn sweep_notes(dry_run: bool) -> Vec<(PathBuf, String)> {
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
         };
-        if !is_note || owner_running(&text) || keeper_running(&text) {
+        if !is_note || !note_of_this_host(&text) || owner_running(&text) || keeper_running(&text) {
             continue;
         }
         if dry_run || fs::remove_file(&path).is_ok() {

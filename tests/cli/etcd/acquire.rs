@@ -310,3 +310,47 @@ sleep 30"#,
         env.read("a.err")
     );
 }
+
+#[test]
+fn a_note_removed_by_hand_does_not_end_the_lock() {
+    // Only release (or the owner's end) ends an acquire lock: a user clearing the state
+    // directory does not; the keeper writes its note again.
+    let Some((etcd, env)) = single() else { return };
+    let a = acquirer(&env, &etcd, "", "a");
+    let id = id_of(&env, "a");
+    let notes = env.path("state/lockrun/etcd-leases");
+    std::fs::remove_dir_all(&notes).unwrap();
+    std::fs::create_dir_all(&notes).unwrap();
+    // Past a TTL: a keeper that gave up would have let the lease expire by then.
+    std::thread::sleep(TTL + Duration::from_millis(800));
+    run_expect(&env, &etcd, &["status", "--name", "job"], 1);
+    let lease = id.rsplit("//").next().unwrap();
+    assert!(
+        notes.join(lease).exists(),
+        "the keeper did not write its note again"
+    );
+    release(&env, a, "a");
+    assert_eq!(env.read("a.released").trim(), "0");
+    run_expect(&env, &etcd, &["status", "--name", "job"], 0);
+}
+
+#[test]
+fn acquire_warns_when_its_keeper_cannot_keep_a_note() {
+    let Some((etcd, env)) = single() else { return };
+    env.write("not-a-dir", "");
+    let out = finish(shell(
+        &env,
+        &etcd,
+        r#"export XDG_STATE_HOME="$PWD/not-a-dir"
+id=$("$L" acquire --name job) || exit 9
+"$L" release "$id"; echo "released=$?""#,
+    ));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "released=0\n", "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("lockrun: warning: the keeper of the lease on job cannot keep its note"),
+        "{err}"
+    );
+}

@@ -48,7 +48,7 @@ id=$("$L" acquire --name a) || exit 9
     ] {
         assert!(keys.contains(key), "no {key} written: {text}");
     }
-    for key in ["KEEPER", "KEEPER_START", "OWNER", "NAME"] {
+    for key in ["KEEPER", "KEEPER_START", "OWNER", "HOST", "NAME"] {
         assert!(keys.contains(key), "the keeper's note has no {key}: {text}");
     }
     for key in &keys {

@@ -76,3 +76,34 @@ fn auth_takes_the_user_from_the_environment() {
     }
     assert!(!env.path("ran2").exists());
 }
+
+#[test]
+fn acquire_and_release_over_tls_with_relative_files_and_no_backend_variable() {
+    // acquire's keeper runs in `/`: relative TLS files must still be the caller's. And
+    // release takes the members from the id, the TLS files from the options or the
+    // environment, with no --backend or LOCKRUN_BACKEND.
+    let Some(etcd) = Etcd::start(Options {
+        members: 1,
+        tls: true,
+        ..Options::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new();
+    let script = r#"ca=$LOCKRUN_ETCD_CA cert=$LOCKRUN_ETCD_CERT key=$LOCKRUN_ETCD_KEY
+cp "$ca" ca.pem && cp "$cert" c.pem && cp "$key" k.pem || exit 8
+unset LOCKRUN_ETCD_CA LOCKRUN_ETCD_CERT LOCKRUN_ETCD_KEY
+id=$("$L" acquire --name job --etcd-ca ca.pem --etcd-cert c.pem --etcd-key k.pem) || exit 9
+"$L" status --name job --etcd-ca ca.pem --etcd-cert c.pem --etcd-key k.pem >/dev/null
+echo "held=$?"
+unset LOCKRUN_BACKEND
+LOCKRUN_ETCD_CA=$ca LOCKRUN_ETCD_CERT=$cert LOCKRUN_ETCD_KEY=$key "$L" release "$id"
+echo "released=$?""#;
+    let out = finish(shell(&env, &etcd, script));
+    let said = crate::testenv::stdout(&out);
+    assert_eq!(code(&out), 0, "{said}{}", stderr(&out));
+    assert_eq!(said, "held=1\nreleased=0\n", "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let out = run(&env, &etcd, &["status", "--name", "job"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
