@@ -4,6 +4,7 @@ script starts on 127.0.0.1 (free ports, a temp data dir) and stops afterwards.
 
 Skipped, with its reason, when etcd or etcdctl is not installed."""
 
+import json
 import os
 import shutil
 import signal
@@ -57,6 +58,98 @@ class Etcd:
             self.proc.kill()
         self.proc.wait()
         self.log.close()
+
+
+class Cluster:
+    """Three etcd members on loopback (free ports, temp data dirs); stop() kills them."""
+
+    def __init__(self, work, tag):
+        ports = [(free_port(), free_port()) for _ in range(3)]
+        self.endpoints = [f"127.0.0.1:{c}" for c, _ in ports]
+        initial = ",".join(f"m{i}=http://127.0.0.1:{p}" for i, (_, p) in enumerate(ports))
+        self.procs, self.logs = [], []
+        for i, (client, peer) in enumerate(ports):
+            log = open(os.path.join(work, f"cluster-{tag}-m{i}.log"), "w")
+            self.logs.append(log)
+            self.procs.append(subprocess.Popen(
+                ["etcd", f"--name=m{i}", f"--data-dir={os.path.join(work, f'c{tag}-m{i}.data')}",
+                 f"--listen-client-urls=http://127.0.0.1:{client}",
+                 f"--advertise-client-urls=http://127.0.0.1:{client}",
+                 f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                 f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                 f"--initial-cluster={initial}", "--initial-cluster-state=new",
+                 f"--initial-cluster-token=bench-{tag}-{ports[0][0]}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log))
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.leader() is not None:
+                return
+            time.sleep(0.05)
+        self.stop()
+        sys.exit("bench: the 3-member etcd cluster elected no leader")
+
+    def status(self, i):
+        req = urllib.request.Request(f"http://{self.endpoints[i]}/v3/maintenance/status",
+                                     data=b"{}", method="POST")
+        with self.opener.open(req, timeout=1) as r:
+            return json.loads(r.read())
+
+    def leader(self):
+        """The index of the member every member names as leader, or None."""
+        try:
+            st = [self.status(i) for i in range(3)]
+        except OSError:
+            return None
+        ids = [s["header"]["member_id"] for s in st]
+        leaders = {s.get("leader") for s in st}
+        if len(leaders) != 1 or leaders & {None, "0"}:
+            return None
+        lead = leaders.pop()
+        return ids.index(lead) if lead in ids else None
+
+    def url(self, first):
+        order = [first] + [i for i in range(3) if i != first]
+        return "etcd://" + ",".join(self.endpoints[i] for i in order)
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        for log in self.logs:
+            log.close()
+
+
+def leader_kills(lockrun, work, rounds, env, progress=None):
+    """Holds a lock at the default TTL for a 5 s command on a fresh 3-member cluster and
+    SIGKILLs the leader 0.3 to 1.0 s into the hold (anywhere in the keepalive cycle):
+    how many of `rounds` holders keep their lock (exit 0, command finished)."""
+    kept = 0
+    for r in range(rounds):
+        c = Cluster(work, r)
+        try:
+            lead = c.leader()
+            done, ready = (os.path.join(work, f"lk-{x}-{r}") for x in ("done", "ready"))
+            holder = subprocess.Popen(
+                [lockrun, "with", "-q", "--backend", c.url(lead), "--name", "lk", "--",
+                 "sh", "-c", f"touch {ready}; sleep 5; touch {done}"],
+                env=env, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 20
+            while not os.path.exists(ready):
+                if time.monotonic() > deadline:
+                    sys.exit("bench: the leader-kill holder did not start")
+                time.sleep(0.005)
+            time.sleep(0.3 + 0.7 * r / max(rounds - 1, 1))
+            c.procs[lead].kill()
+            code = holder.wait(timeout=60)
+            ok = code == 0 and os.path.exists(done)
+            kept += ok
+            if progress:
+                progress(r, code)
+        finally:
+            c.stop()
+    return kept
 
 
 class EtcdBench:
@@ -166,6 +259,14 @@ class EtcdBench:
                  f"{res['etcdctl']:.0f} ms", f"{res['etcdctl'] / res['lockrun']:.1f}x faster",
                  res["lockrun"] < 3000 and res["lockrun"] < res["etcdctl"])
 
+    def leader_kill(self):
+        """Full mode only: a fresh 3-member cluster per round."""
+        rounds = 10
+        kept = leader_kills(self.L, self.work, rounds, self.env)
+        self.row(f"3-member cluster, leader SIGKILLed mid-hold at the default TTL: "
+                 f"holders that keep their lock (of {rounds})", "",
+                 f"{kept} of {rounds}", "", "", None)
+
 
 def run(lockrun, quick):
     """Measures and prints the etcd table (or one SKIPPED line)."""
@@ -186,6 +287,8 @@ def run(lockrun, quick):
             b.uncontended()
             b.handoff_release()
             b.handoff_kill9()
+            if not quick:
+                b.leader_kill()
         finally:
             b.etcd.stop()
     print("etcd backend (one etcd 3 member on 127.0.0.1; lockrun's default lease TTL 2 s, "
@@ -196,3 +299,17 @@ def run(lockrun, quick):
         mark = "" if met is None else ("yes" if met else "**no**")
         print(f"| {m} | {goal} | {lr} | {ec} | {ratio} | {mark} |")
     print()
+
+
+if __name__ == "__main__":
+    # python3 scripts/bench_etcd.py leader-kills LOCKRUN [ROUNDS]: that row alone.
+    if len(sys.argv) >= 3 and sys.argv[1] == "leader-kills":
+        if not shutil.which("etcd"):
+            sys.exit("SKIPPED: `etcd` is not installed")
+        n = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+        e = {k: v for k, v in os.environ.items()
+             if k not in ("LOCKRUN_BACKEND", "LOCKRUN_DIR", "LOCKRUN_TIMEOUT", "LOCKRUN_DEBUG")}
+        with tempfile.TemporaryDirectory(prefix="lockrun-bench-etcd-") as w:
+            k = leader_kills(sys.argv[2], w, n, e,
+                             lambda r, c: print(f"round {r}: exit {c}", file=sys.stderr))
+        print(f"{k} of {n} holders kept their lock")

@@ -343,6 +343,68 @@ impl Gateway {
         Ok((ttl > 0).then_some(ttl))
     }
 
+    /// The voting members of the cluster (learners left out), as the member asked
+    /// knows them: the size of the cluster that a majority is counted against.
+    pub(crate) fn voting_members(&self, deadline: Instant) -> Result<Vec<u64>, GwError> {
+        let v = self.call("/v3/cluster/member/list", &json!({}), deadline)?;
+        let members = v
+            .get("members")
+            .and_then(Value::as_array)
+            .ok_or_else(|| GwError::Protocol("member list without members".into()))?;
+        let ids: Vec<u64> = members
+            .iter()
+            .filter(|m| m.get("isLearner").and_then(Value::as_bool) != Some(true))
+            .map(|m| uint(m, "ID"))
+            .filter(|&id| id != 0)
+            .collect();
+        if ids.is_empty() {
+            return Err(GwError::Protocol("member list without a voting member".into()));
+        }
+        Ok(ids)
+    }
+
+    /// Asks every endpoint at once for `/v3/maintenance/status`, each answer due by
+    /// `deadline`; returns the answers that came in time (none from a member that is
+    /// down, stopped or slow). No retries: this is one round.
+    pub(crate) fn status_round(&self, deadline: Instant) -> Vec<MemberStatus> {
+        let token = self
+            .token
+            .lock()
+            .ok()
+            .and_then(|t| t.as_ref().cloned());
+        std::thread::scope(|scope| {
+            let asks: Vec<_> = self
+                .base_urls
+                .iter()
+                .map(|base| {
+                    let token = token.as_deref();
+                    scope.spawn(move || {
+                        let limit = deadline.saturating_duration_since(Instant::now());
+                        if limit.is_zero() {
+                            return None;
+                        }
+                        let v = self
+                            .post_one(base, "/v3/maintenance/status", &json!({}), token, limit)
+                            .ok()?;
+                        // An answer that came after the deadline counts for nothing.
+                        if Instant::now() >= deadline {
+                            return None;
+                        }
+                        let member = v.get("header").map_or(0, |h| uint(h, "member_id"));
+                        (member != 0).then(|| MemberStatus {
+                            member,
+                            leader: uint(&v, "leader"),
+                            learner: v.get("isLearner").and_then(Value::as_bool) == Some(true),
+                        })
+                    })
+                })
+                .collect();
+            asks.into_iter()
+                .filter_map(|a| a.join().ok().flatten())
+                .collect()
+        })
+    }
+
     /// Revokes a lease, deleting every key attached to it. A lease already gone is fine.
     pub(crate) fn lease_revoke(&self, id: i64, deadline: Instant) -> Result<(), GwError> {
         match self.call(
@@ -578,6 +640,16 @@ impl Gateway {
     }
 }
 
+/// One member's answer to `/v3/maintenance/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemberStatus {
+    /// Who answered (the answer's header).
+    pub(crate) member: u64,
+    /// The leader it follows; 0 when it knows none (an election is on, or it is cut off).
+    pub(crate) leader: u64,
+    pub(crate) learner: bool,
+}
+
 /// How a wait for a key's deletion ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wake {
@@ -672,6 +744,15 @@ fn int(v: &Value, field: &str) -> i64 {
     match v.get(field) {
         Some(Value::String(s)) => s.parse().unwrap_or(0),
         Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// A uint64 field (member IDs use all 64 bits); 0 when absent.
+fn uint(v: &Value, field: &str) -> u64 {
+    match v.get(field) {
+        Some(Value::String(s)) => s.parse().unwrap_or(0),
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
         _ => 0,
     }
 }

@@ -31,7 +31,8 @@ use crate::lock::info::{Info, Mode};
 
 /// The default lease TTL. etcd's minimum with default settings is 2 s (it raises
 /// anything shorter); a killed holder's lock is handed on within the TTL plus etcd's
-/// expiry sweep (0.5 s), so under 3 s. Keepalives go out every third of it.
+/// expiry sweep (0.5 s), so under 3 s. Keepalives go out every 250 ms at this TTL (see
+/// [`keepalive_interval`]).
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(2);
 
 /// The default key prefix.
@@ -515,6 +516,9 @@ struct KeeperState {
     wake: Condvar,
     /// The command to SIGKILL when the lease is lost (0: none yet).
     child: AtomicU32,
+    /// Since when a keepalive has been going unanswered (`None`: the last one was
+    /// answered): while it is set, the election watch asks the members about their leader.
+    trouble_since: Mutex<Option<Instant>>,
 }
 
 impl Keeper {
@@ -533,6 +537,7 @@ impl Keeper {
             stop: Mutex::new(false),
             wake: Condvar::new(),
             child: AtomicU32::new(0),
+            trouble_since: Mutex::new(None),
         });
         let shared = Arc::clone(&state);
         // The thread starts with the signals that `with` waits for (and the others a
@@ -616,6 +621,38 @@ impl KeeperState {
         }
     }
 
+    /// Moves the deadline to `until` (the lease can live that long, see
+    /// [`watch_elections`]) if the lock is not lost and the current deadline has not
+    /// passed; true when it moved.
+    fn extend(&self, until: Instant) -> bool {
+        let Ok(lost) = self.lost.lock() else {
+            return false;
+        };
+        if lost.is_some() {
+            return false;
+        }
+        let Ok(mut v) = self.valid_until.lock() else {
+            return false;
+        };
+        // Checked under both locks: the keeper cannot declare the loss meanwhile, and an
+        // answer that came after the deadline extends nothing.
+        if Instant::now() >= v.1.checked_sub(SAFETY_MARGIN).unwrap_or(v.1) || until <= v.1 {
+            return false;
+        }
+        v.1 = until;
+        true
+    }
+
+    fn set_trouble(&self, since: Option<Instant>) {
+        if let Ok(mut t) = self.trouble_since.lock() {
+            *t = since;
+        }
+    }
+
+    fn trouble_since(&self) -> Option<Instant> {
+        self.trouble_since.lock().ok().and_then(|t| *t)
+    }
+
     /// Records the loss (the first reason wins), kills the command, and returns the
     /// line to print.
     fn declare_lost(&self, why: Option<&str>) -> String {
@@ -674,11 +711,29 @@ fn kill_group(pgid: u32) {
     let _ = crate::sys::tree::signal_group(pgid, libc::SIGKILL);
 }
 
-/// The keepalive loop: refresh every third of the TTL; while etcd does not answer,
+/// The keepalive loop: refresh every [`keepalive_interval`]; while etcd does not answer,
 /// retry every 100 ms; once the lease may have expired, declare it lost (killing the
-/// command) and stop.
+/// command) and stop. Beside it, [`watch_elections`] may push the deadline back while
+/// the cluster is electing a leader.
 fn keep_alive(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
-    let interval = ttl / 3;
+    std::thread::scope(|scope| {
+        // Started from this thread, it keeps this thread's blocked signals.
+        let watch = std::thread::Builder::new()
+            .name("etcd-election-watch".into())
+            .spawn_scoped(scope, || watch_elections(gateway, state, ttl));
+        if let Err(e) = watch {
+            crate::trace::step(|| format!("etcd: no election watch ({e}): deadlines stay"));
+        }
+        renew(gateway, state, ttl);
+        // The watch ends at the stop, or once the loss is declared.
+        if state.lost.lock().is_ok_and(|l| l.is_none()) {
+            state.set_trouble(None);
+        }
+    });
+}
+
+fn renew(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
+    let interval = keepalive_interval(ttl);
     let retry = Duration::from_millis(100);
     let mut next = Instant::now() + interval;
     // Bounded by the stop flag and by the loss, which ends it.
@@ -692,9 +747,13 @@ fn keep_alive(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
             state.declare_lost(None);
             return;
         }
+        if state.trouble_since().is_none() {
+            state.set_trouble(Some(sent));
+        }
         match gateway.lease_keepalive(state.lease, valid_until) {
             Ok(Some(granted)) => {
                 state.renewed(sent, granted);
+                state.set_trouble(None);
                 next = sent + interval;
             }
             Ok(None) => {
@@ -705,6 +764,97 @@ fn keep_alive(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
                 crate::trace::step(|| format!("etcd: keepalive failed: {e}"));
                 next = Instant::now() + retry;
             }
+        }
+    }
+}
+
+/// How much of the TTL each keepalive leaves ahead at least: etcd elects a new leader
+/// 1 to 2 s after the old one died (its default election timeout, randomised), and the
+/// first keepalive after the election must come before the deadline.
+const ELECTION_ALLOWANCE: Duration = Duration::from_millis(1750);
+
+/// Every third of the TTL, and more often where that would leave less than
+/// [`ELECTION_ALLOWANCE`] after the last answered keepalive (4 a second at the
+/// default TTL of 2 s), but not more often than every 100 ms.
+fn keepalive_interval(ttl: Duration) -> Duration {
+    (ttl / 3)
+        .min(ttl.saturating_sub(ELECTION_ALLOWANCE))
+        .max(Duration::from_millis(100))
+}
+
+/// How long a keepalive may go unanswered before the election watch starts asking.
+const WATCH_AFTER: Duration = Duration::from_millis(200);
+/// How often the election watch asks, and how long each member may take to answer.
+const WATCH_EVERY: Duration = Duration::from_millis(150);
+const WATCH_PATIENCE: Duration = Duration::from_millis(300);
+
+/// While a keepalive goes unanswered, asks every endpoint for its member's leader.
+/// When a majority of the cluster's voting members answer, before the current deadline,
+/// that they have no leader, then at the moment `s` the question was sent no leader could
+/// commit anything, a revoke included; a leader elected later refreshes every lease on
+/// taking office (etcd's lessor `Promote`: expiry = now + TTL + an election timeout), so
+/// the lease cannot expire before `s + TTL`: the deadline moves there (less the margin).
+/// Fewer "no leader" answers (members down, stopped or cut off from us, one endpoint of
+/// a larger cluster, a member that still follows a leader) move nothing.
+fn watch_elections(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
+    // The cluster's size, read once while it is healthy (right after the lease grant).
+    let members = match gateway.voting_members(Instant::now() + MIN_UNREACHABLE) {
+        Ok(m) => m,
+        Err(e) => {
+            crate::trace::step(|| {
+                format!("etcd: member list unavailable ({e}): no deadline will be extended")
+            });
+            return;
+        }
+    };
+    let majority = members.len() / 2 + 1;
+    // Bounded by the stop flag and by the loss.
+    loop {
+        if state.sleep_until(Instant::now() + WATCH_EVERY) {
+            return;
+        }
+        if state.lost.lock().map_or(true, |l| l.is_some()) {
+            return;
+        }
+        let Some(since) = state.trouble_since() else {
+            continue;
+        };
+        if since.elapsed() < WATCH_AFTER {
+            continue;
+        }
+        let deadline = state.valid_until();
+        let s = Instant::now();
+        if s >= deadline {
+            continue;
+        }
+        let answers = gateway.status_round(deadline.min(s + WATCH_PATIENCE));
+        let mut leaderless: Vec<u64> = answers
+            .iter()
+            .filter(|a| a.leader == 0 && !a.learner && members.contains(&a.member))
+            .map(|a| a.member)
+            .collect();
+        leaderless.sort_unstable();
+        leaderless.dedup();
+        if leaderless.len() < majority {
+            crate::trace::step(|| {
+                format!(
+                    "etcd: {} of {} voting members say they have no leader ({} answered): deadline kept",
+                    leaderless.len(),
+                    members.len(),
+                    answers.len()
+                )
+            });
+            continue;
+        }
+        if state.extend(s + ttl) {
+            crate::trace::step(|| {
+                format!(
+                    "etcd: {} of {} voting members have no leader: no revoke can commit until a new leader, which refreshes the lease; deadline extended to {:.3} s from now",
+                    leaderless.len(),
+                    members.len(),
+                    (s + ttl).checked_sub(SAFETY_MARGIN).unwrap_or(s + ttl).saturating_duration_since(Instant::now()).as_secs_f64()
+                )
+            });
         }
     }
 }
@@ -720,6 +870,15 @@ mod tests {
         for bad in ["", "a//b", "a/", "a\nb", "a\0b"] {
             assert!(name_problem(bad).is_some(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn keepalives_leave_time_for_an_election() {
+        let ms = |m| Duration::from_millis(m);
+        assert_eq!(keepalive_interval(ms(2000)), ms(250));
+        assert_eq!(keepalive_interval(ms(3000)), ms(1000));
+        assert_eq!(keepalive_interval(ms(10_000)), ms(3333));
+        assert_eq!(keepalive_interval(ms(1000)), ms(100));
     }
 
     #[test]

@@ -91,11 +91,146 @@ fn a_three_member_cluster_keeps_locking_with_a_follower_killed() {
     cluster_run(|etcd| (etcd.leader() + 1) % 3, "");
 }
 
-/// The leader dies: the election (1 to 2 s with etcd's defaults, more on a loaded
-/// machine; 5 s was seen here at a load average of 12) holds every request up,
-/// keepalives included, so the lease TTL must outlast it: README "Several machines"
-/// advises --lease-ttl 10 where the leader may die.
+/// The leader dies, at the default lease TTL: while the cluster elects a new leader
+/// (1 to 2 s with etcd's defaults, longer on a split vote), no keepalive is answered;
+/// a holder whose deadline passes meanwhile asks the members, and a majority of them
+/// saying "no leader" lets it wait for the new one (which refreshes every lease).
+/// Every cycle must still go through, no two holders overlapping.
 #[test]
 fn a_three_member_cluster_keeps_locking_with_the_leader_killed() {
-    cluster_run(Etcd::leader, "--lease-ttl 10");
+    cluster_run(Etcd::leader, "");
+}
+
+/// A holder in the middle of a 5 s command when the leader dies, at the default TTL:
+/// it keeps its lock (exit 0, its command ran to the end) while workers cycle on
+/// another lock without overlapping. The old keeper lost the lock here in 5 runs of 5.
+#[test]
+fn a_holder_rides_out_the_leader_election_at_the_default_ttl() {
+    let Some(mut etcd) = Etcd::start(Options {
+        members: 3,
+        tls: false,
+        ..Options::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new();
+    let victim = etcd.leader();
+    let url = etcd.url_starting_with(victim);
+    let holder = sh(
+        &env,
+        &format!(
+            r#"LOCKRUN_BACKEND={url} LOCKRUN_DEBUG=1 "$L" with --name long -- sh -c 'touch ready; sleep 5; touch done'"#
+        ),
+    );
+    let workers = workers_with(&env, &url, "", 2, 40);
+    let start = std::time::Instant::now();
+    while !env.path("ready").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the holder never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Anywhere in the keepalive cycle (a third of the TTL).
+    std::thread::sleep(Duration::from_millis(
+        300 + u64::from(std::process::id() % 7) * 100,
+    ));
+    etcd.kill(victim);
+    let out = wait_output(holder, Duration::from_secs(60));
+    assert_eq!(
+        code(&out),
+        0,
+        "the holder lost its lock in the election: {}\n{}",
+        stderr(&out),
+        etcd.logs()
+    );
+    assert!(env.path("done").exists(), "the command did not finish");
+    finish(workers);
+    assert_eq!(env.read("counter").trim(), "80");
+}
+
+/// Two of three members frozen (SIGSTOP), the leader among them: no majority can say
+/// anything, so the holder's deadline stays and its command is killed (exit 69) within
+/// the TTL.
+#[test]
+fn a_holder_loses_its_lock_when_a_majority_is_frozen() {
+    let Some(etcd) = Etcd::start(Options {
+        members: 3,
+        tls: false,
+        ..Options::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new();
+    let leader = etcd.leader();
+    let other = (leader + 1) % 3;
+    let url = etcd.url();
+    let holder = sh(
+        &env,
+        &format!(
+            r#"LOCKRUN_BACKEND={url} LOCKRUN_DEBUG=1 "$L" with --name job -- sh -c 'echo $$ > cmd.pid; touch ready; sleep 30; touch survived'"#
+        ),
+    );
+    let start = std::time::Instant::now();
+    while !env.path("ready").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the holder never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid: i32 = env.read("cmd.pid").trim().parse().unwrap();
+    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+    let paused = std::time::Instant::now();
+    etcd.pause(leader);
+    etcd.pause(other);
+    // The command's death is what counts (lockrun then tries to revoke the lease for a
+    // while before it exits).
+    while rustix::process::test_kill_process(pid).is_ok() {
+        assert!(paused.elapsed() < Duration::from_secs(20), "the command still runs");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = paused.elapsed();
+    let out = wait_output(holder, Duration::from_secs(20));
+    etcd.resume(leader);
+    etcd.resume(other);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 69, "{err}");
+    assert!(err.contains("lockrun: lost the lock on job: lease expired after "), "{err}");
+    assert!(!err.contains("deadline extended"), "{err}");
+    assert!(!env.path("survived").exists());
+    // The TTL less the margin at most, plus a second for a loaded machine.
+    assert!(took < Duration::from_millis(2800), "killed after {took:?}");
+}
+
+/// Only one endpoint of a 3-member cluster given, the leader (another member) killed:
+/// one member cannot speak for the majority, so no deadline is ever extended (the
+/// holder keeps its lock only if a keepalive gets through in time, as before).
+#[test]
+fn one_endpoint_of_three_extends_nothing() {
+    let Some(mut etcd) = Etcd::start(Options {
+        members: 3,
+        tls: false,
+        ..Options::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new();
+    let leader = etcd.leader();
+    let given = (leader + 1) % 3;
+    let url = format!("etcd://127.0.0.1:{}", etcd.members[given].client_port);
+    let holder = sh(
+        &env,
+        &format!(
+            r#"LOCKRUN_BACKEND={url} LOCKRUN_DEBUG=1 "$L" with --name job -- sh -c 'touch ready; sleep 4; touch done'"#
+        ),
+    );
+    let start = std::time::Instant::now();
+    while !env.path("ready").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the holder never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    etcd.kill(leader);
+    let out = wait_output(holder, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert!(matches!(code(&out), 0 | 69), "{err}");
+    assert_eq!(code(&out) == 0, env.path("done").exists(), "{err}");
+    assert!(!err.contains("deadline extended"), "{err}");
+    // The election kept a keepalive waiting long enough for the watch to ask.
+    assert!(err.contains("of 3 voting members say they have no leader (1 answered)"), "{err}");
 }
