@@ -47,7 +47,8 @@ pub(crate) struct BackendArgs {
     pub(crate) etcd_prefix: Option<String>,
 
     /// etcd: lease TTL in whole seconds [default: 2]. A killed holder's lock is handed on
-    /// within about TTL + 0.5 s; keepalives go out every TTL/3.
+    /// within about TTL + 0.5 s; keepalives go out every TTL/3 (every 250 ms at 2 s, to
+    /// outlast a leader election).
     #[arg(long, value_name = "SECS", env = "LOCKRUN_LEASE_TTL", value_parser = parse_seconds, help_heading = "Several machines")]
     pub(crate) lease_ttl: Option<Duration>,
 

@@ -358,7 +358,9 @@ impl Gateway {
             .filter(|&id| id != 0)
             .collect();
         if ids.is_empty() {
-            return Err(GwError::Protocol("member list without a voting member".into()));
+            return Err(GwError::Protocol(
+                "member list without a voting member".into(),
+            ));
         }
         Ok(ids)
     }
@@ -367,11 +369,7 @@ impl Gateway {
     /// `deadline`; returns the answers that came in time (none from a member that is
     /// down, stopped or slow). No retries: this is one round.
     pub(crate) fn status_round(&self, deadline: Instant) -> Vec<MemberStatus> {
-        let token = self
-            .token
-            .lock()
-            .ok()
-            .and_then(|t| t.as_ref().cloned());
+        let token = self.token.lock().ok().and_then(|t| t.as_ref().cloned());
         std::thread::scope(|scope| {
             let asks: Vec<_> = self
                 .base_urls

@@ -26,7 +26,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::gateway::{Gateway, GwError, Kv, Range, Wake};
+use super::gateway::{Gateway, GwError, Kv, MemberStatus, Range, Wake};
 use crate::lock::info::{Info, Mode};
 
 /// The default lease TTL. etcd's minimum with default settings is 2 s (it raises
@@ -828,18 +828,11 @@ fn watch_elections(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
             continue;
         }
         let answers = gateway.status_round(deadline.min(s + WATCH_PATIENCE));
-        let mut leaderless: Vec<u64> = answers
-            .iter()
-            .filter(|a| a.leader == 0 && !a.learner && members.contains(&a.member))
-            .map(|a| a.member)
-            .collect();
-        leaderless.sort_unstable();
-        leaderless.dedup();
-        if leaderless.len() < majority {
+        let leaderless = leaderless(&members, &answers);
+        if leaderless < majority {
             crate::trace::step(|| {
                 format!(
-                    "etcd: {} of {} voting members say they have no leader ({} answered): deadline kept",
-                    leaderless.len(),
+                    "etcd: {leaderless} of {} voting members say they have no leader ({} answered): deadline kept",
                     members.len(),
                     answers.len()
                 )
@@ -849,14 +842,31 @@ fn watch_elections(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
         if state.extend(s + ttl) {
             crate::trace::step(|| {
                 format!(
-                    "etcd: {} of {} voting members have no leader: no revoke can commit until a new leader, which refreshes the lease; deadline extended to {:.3} s from now",
-                    leaderless.len(),
+                    "etcd: {leaderless} of {} voting members have no leader: no revoke can commit until a new leader, which refreshes the lease; deadline extended to {:.3} s from now",
                     members.len(),
-                    (s + ttl).checked_sub(SAFETY_MARGIN).unwrap_or(s + ttl).saturating_duration_since(Instant::now()).as_secs_f64()
+                    (s + ttl)
+                        .checked_sub(SAFETY_MARGIN)
+                        .unwrap_or(s + ttl)
+                        .saturating_duration_since(Instant::now())
+                        .as_secs_f64()
                 )
             });
         }
     }
+}
+
+/// How many distinct voting members of `members` answered that they have no leader
+/// (learners, strangers and a member answering twice through two endpoints count once
+/// or not at all).
+fn leaderless(members: &[u64], answers: &[MemberStatus]) -> usize {
+    let mut ids: Vec<u64> = answers
+        .iter()
+        .filter(|a| a.leader == 0 && !a.learner && members.contains(&a.member))
+        .map(|a| a.member)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.len()
 }
 
 #[cfg(test)]
@@ -873,11 +883,32 @@ mod tests {
     }
 
     #[test]
+    fn only_distinct_voting_members_without_a_leader_count() {
+        let st = |member, leader, learner| MemberStatus {
+            member,
+            leader,
+            learner,
+        };
+        let members = [1, 2, 3];
+        // The same member through two endpoints counts once.
+        assert_eq!(leaderless(&members, &[st(1, 0, false), st(1, 0, false)]), 1);
+        // One that names a leader, a learner, a stranger: none counts.
+        assert_eq!(
+            leaderless(
+                &members,
+                &[st(2, 3, false), st(3, 0, true), st(9, 0, false)]
+            ),
+            0
+        );
+        assert_eq!(leaderless(&members, &[st(1, 0, false), st(3, 0, false)]), 2);
+    }
+
+    #[test]
     fn keepalives_leave_time_for_an_election() {
         let ms = |m| Duration::from_millis(m);
         assert_eq!(keepalive_interval(ms(2000)), ms(250));
         assert_eq!(keepalive_interval(ms(3000)), ms(1000));
-        assert_eq!(keepalive_interval(ms(10_000)), ms(3333));
+        assert_eq!(keepalive_interval(ms(9000)), ms(3000));
         assert_eq!(keepalive_interval(ms(1000)), ms(100));
     }
 

@@ -125,7 +125,10 @@ fn a_holder_rides_out_the_leader_election_at_the_default_ttl() {
     let workers = workers_with(&env, &url, "", 2, 40);
     let start = std::time::Instant::now();
     while !env.path("ready").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "the holder never ran");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the holder never ran"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     // Anywhere in the keepalive cycle (a third of the TTL).
@@ -170,7 +173,10 @@ fn a_holder_loses_its_lock_when_a_majority_is_frozen() {
     );
     let start = std::time::Instant::now();
     while !env.path("ready").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "the holder never ran");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the holder never ran"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let pid: i32 = env.read("cmd.pid").trim().parse().unwrap();
@@ -181,7 +187,10 @@ fn a_holder_loses_its_lock_when_a_majority_is_frozen() {
     // The command's death is what counts (lockrun then tries to revoke the lease for a
     // while before it exits).
     while rustix::process::test_kill_process(pid).is_ok() {
-        assert!(paused.elapsed() < Duration::from_secs(20), "the command still runs");
+        assert!(
+            paused.elapsed() < Duration::from_secs(20),
+            "the command still runs"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let took = paused.elapsed();
@@ -190,7 +199,10 @@ fn a_holder_loses_its_lock_when_a_majority_is_frozen() {
     etcd.resume(other);
     let err = stderr(&out);
     assert_eq!(code(&out), 69, "{err}");
-    assert!(err.contains("lockrun: lost the lock on job: lease expired after "), "{err}");
+    assert!(
+        err.contains("lockrun: lost the lock on job: lease expired after "),
+        "{err}"
+    );
     assert!(!err.contains("deadline extended"), "{err}");
     assert!(!env.path("survived").exists());
     // The TTL less the margin at most, plus a second for a loaded machine.
@@ -221,7 +233,10 @@ fn one_endpoint_of_three_extends_nothing() {
     );
     let start = std::time::Instant::now();
     while !env.path("ready").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "the holder never ran");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the holder never ran"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -232,5 +247,8 @@ fn one_endpoint_of_three_extends_nothing() {
     assert_eq!(code(&out) == 0, env.path("done").exists(), "{err}");
     assert!(!err.contains("deadline extended"), "{err}");
     // The election kept a keepalive waiting long enough for the watch to ask.
-    assert!(err.contains("of 3 voting members say they have no leader (1 answered)"), "{err}");
+    assert!(
+        err.contains("of 3 voting members say they have no leader (1 answered)"),
+        "{err}"
+    );
 }
