@@ -87,7 +87,17 @@ class Cluster:
                 return
             time.sleep(0.05)
         self.stop()
-        sys.exit("bench: the 3-member etcd cluster elected no leader")
+        raise RuntimeError("the 3-member etcd cluster elected no leader")
+
+    @staticmethod
+    def start(work, tag):
+        """A port taken between free_port() and etcd's bind fails the start: try again."""
+        for attempt in range(3):
+            try:
+                return Cluster(work, f"{tag}-{attempt}")
+            except RuntimeError as e:
+                last = e
+        sys.exit(f"bench: {last} (see the members' logs in the bench's temp dir)")
 
     def status(self, i):
         req = urllib.request.Request(f"http://{self.endpoints[i]}/v3/maintenance/status",
@@ -128,7 +138,7 @@ def leader_kills(lockrun, work, rounds, env, progress=None):
     many rounds a majority of members saying "no leader" extended the holder's deadline."""
     kept = extended = 0
     for r in range(rounds):
-        c = Cluster(work, r)
+        c = Cluster.start(work, r)
         try:
             lead = c.leader()
             done, ready = (os.path.join(work, f"lk-{x}-{r}") for x in ("done", "ready"))

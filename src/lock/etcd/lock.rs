@@ -797,17 +797,9 @@ const WATCH_PATIENCE: Duration = Duration::from_millis(300);
 /// Fewer "no leader" answers (members down, stopped or cut off from us, one endpoint of
 /// a larger cluster, a member that still follows a leader) move nothing.
 fn watch_elections(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
-    // The cluster's size, read once while it is healthy (right after the lease grant).
-    let members = match gateway.voting_members(Instant::now() + MIN_UNREACHABLE) {
-        Ok(m) => m,
-        Err(e) => {
-            crate::trace::step(|| {
-                format!("etcd: member list unavailable ({e}): no deadline will be extended")
-            });
-            return;
-        }
-    };
-    let majority = members.len() / 2 + 1;
+    // The cluster's voting members, read once while it is healthy, at the first turn
+    // (a lock held for less than that costs etcd nothing more).
+    let mut members: Option<Vec<u64>> = None;
     // Bounded by the stop flag and by the loss.
     loop {
         if state.sleep_until(Instant::now() + WATCH_EVERY) {
@@ -816,7 +808,25 @@ fn watch_elections(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
         if state.lost.lock().map_or(true, |l| l.is_some()) {
             return;
         }
-        let Some(since) = state.trouble_since() else {
+        let trouble = state.trouble_since();
+        let Some(members) = members.as_ref() else {
+            if trouble.is_some_and(|t| t.elapsed() >= WATCH_AFTER) {
+                // Not healthy now: read the member list later, once it is.
+                continue;
+            }
+            match gateway.voting_members(Instant::now() + MIN_UNREACHABLE) {
+                Ok(m) => members = Some(m),
+                Err(e) => {
+                    crate::trace::step(|| {
+                        format!("etcd: member list unavailable ({e}): no deadline will be extended")
+                    });
+                    return;
+                }
+            }
+            continue;
+        };
+        let majority = members.len() / 2 + 1;
+        let Some(since) = trouble else {
             continue;
         };
         if since.elapsed() < WATCH_AFTER {
@@ -828,7 +838,7 @@ fn watch_elections(gateway: &Gateway, state: &KeeperState, ttl: Duration) {
             continue;
         }
         let answers = gateway.status_round(deadline.min(s + WATCH_PATIENCE));
-        let leaderless = leaderless(&members, &answers);
+        let leaderless = leaderless(members, &answers);
         if leaderless < majority {
             crate::trace::step(|| {
                 format!(
