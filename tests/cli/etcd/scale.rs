@@ -143,8 +143,9 @@ fn leader_named_by(port: u16) -> String {
 /// while workers cycle on another lock (0 overlaps; a worker whose lease ran out while
 /// it waited tries that cycle again). Keepalives every 250 ms leave the holder about
 /// 1.6 s after the leader's death, and a majority of members saying "no leader" extends
-/// that: when the two members left agree on a new leader within 1.3 s of the kill, the
-/// holder must keep its lock (exit 0, its command ran to the end); the keeper before
+/// that: when the two members left agree on a new leader within 1.1 s of the kill (a
+/// 0.5 s slack for the next keepalive on a loaded CI machine), the holder must keep its
+/// lock (exit 0, its command ran to the end); the keeper before
 /// this lost it here in 14 runs of 14. A longer election (etcd randomises its timeout
 /// up to 2 s) may still cost the lock: then the command must have been killed (69).
 #[test]
@@ -197,7 +198,7 @@ fn a_holder_rides_out_the_leader_election_at_the_default_ttl() {
         "new leader {election:?} after the kill; holder exited {}",
         code(&out)
     );
-    if election <= Duration::from_millis(1300) {
+    if election <= Duration::from_millis(1100) {
         assert_eq!(
             code(&out),
             0,
