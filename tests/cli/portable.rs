@@ -405,6 +405,29 @@ fn status_and_unlock_of_a_live_lock() {
     );
 }
 
+/// A `with` lock names its holder while its command runs: the lines lockrun adds once
+/// the command started (CHILD...) go after the holder's, never over them.
+#[test]
+fn status_of_a_with_lock_names_its_holder_while_the_command_runs() {
+    let env = TestEnv::new();
+    let mut holder = hold(&env, "data.json", "h");
+    let status = run(&env, &["status", "data.json"]);
+    let show = run(&env, &["show"]);
+    go(&env, "h");
+    let _ = holder.wait();
+    let said = text(&status.stdout);
+    assert_code(&status, 1, "status while held");
+    assert!(
+        said.contains(&format!("held by PID {}", holder.id())),
+        "{said}"
+    );
+    assert!(
+        text(&show.stdout).contains(&format!("PID {}", holder.id())),
+        "{}",
+        text(&show.stdout)
+    );
+}
+
 /// `acquire` and `release` as separate commands of one `cmd.exe` batch script: the
 /// lock belongs to that cmd (the calling shell, by PID and creation time), so it
 /// stays held between the commands, `release` frees it, and a lock left by a script

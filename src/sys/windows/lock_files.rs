@@ -11,7 +11,7 @@
 //!   and delays its removal on Windows. A lock directory is known by path and identity.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::os::windows::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -146,8 +146,11 @@ pub(crate) fn create_locked_info(dir: &Path, contents: &[u8]) -> io::Result<File
 /// Opens the `info` of a lock directory just published and takes its lock (see
 /// `sys/windows`: a directory is renamed into place with its `info` closed).
 pub(crate) fn lock_published_info(dir: &Path) -> io::Result<File> {
-    let file = open_file_checked(&dir.join("info"), true)?;
+    let mut file = open_file_checked(&dir.join("info"), true)?;
     lock_file(&file, true, true)?;
+    // Opened afresh, the file is at its start: what is written next (the CHILD lines)
+    // goes after the holder's lines, never over them.
+    file.seek(io::SeekFrom::End(0))?;
     Ok(file)
 }
 
