@@ -32,8 +32,8 @@ pub(crate) struct BackendArgs {
 
     /// Lock NAME instead of FILE's path: one lock for every host, wherever it mounts the
     /// file. Locally a name's lock lives in --lock-dir, else LOCKRUN_DIR, else
-    /// $XDG_STATE_HOME/lockrun (~/.local/state/lockrun; on Windows without HOME,
-    /// %LOCALAPPDATA%\lockrun).
+    /// $XDG_STATE_HOME/lockrun (~/.local/state/lockrun; on Windows
+    /// %LOCALAPPDATA%\lockrun, for every shell).
     #[arg(long, value_name = "NAME", help_heading = "Several machines")]
     pub(crate) name: Option<String>,
 

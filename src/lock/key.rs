@@ -93,6 +93,13 @@ pub(crate) fn name_problem(name: &str) -> Option<&'static str> {
 
 /// Where `--name` locks live by default; `None` without a home directory.
 pub(crate) fn named_lock_dir() -> Option<PathBuf> {
+    // On Windows one place for every shell: Git Bash sets HOME and PowerShell and cmd
+    // do not, and a name must be one lock whichever shell takes it. %LOCALAPPDATA% is
+    // Windows' per-user state, and Git Bash passes it on.
+    #[cfg(windows)]
+    if let Some(dir) = crate::sys::local_app_data() {
+        return Some(dir.join("lockrun"));
+    }
     let state = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
@@ -102,10 +109,6 @@ pub(crate) fn named_lock_dir() -> Option<PathBuf> {
                 .filter(|p| p.is_absolute())
                 .map(|h| h.join(".local/state"))
         });
-    // Windows sets neither in PowerShell or cmd: its per-user state lives in
-    // %LOCALAPPDATA% (Git Bash sets HOME, so it keeps the Unix place).
-    #[cfg(windows)]
-    let state = state.or_else(crate::sys::local_app_data);
     Some(state?.join("lockrun"))
 }
 

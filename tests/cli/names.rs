@@ -58,6 +58,7 @@ fn a_name_is_one_lock_from_any_directory_in_the_state_dir() {
         ])
         .current_dir(env.path("b/c"))
         .env("XDG_STATE_HOME", &state)
+        .env("LOCALAPPDATA", &state)
         .output()
         .unwrap();
     assert_eq!(code(&out), 75, "{}", stderr(&out));
@@ -74,6 +75,7 @@ fn a_name_is_one_lock_from_any_directory_in_the_state_dir() {
     let out = env
         .command(["with", "-n", "--name", "other", "--", bin(), "--version"])
         .env("XDG_STATE_HOME", &state)
+        .env("LOCALAPPDATA", &state)
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -240,6 +242,7 @@ fn with_name_and_a_file_before_the_dashes_is_refused() {
 }
 
 /// `with --name nightly-backup -- helper hold` with the state directory `state`.
+/// (`LOCALAPPDATA` too: Windows keeps name locks there whatever `XDG_STATE_HOME` says.)
 fn hold_with_state(env: &TestEnv, state: &std::path::Path) -> std::process::Child {
     let ready = env.path("h.ready").to_string_lossy().into_owned();
     let go = env.path("h.go").to_string_lossy().into_owned();
@@ -251,6 +254,7 @@ fn hold_with_state(env: &TestEnv, state: &std::path::Path) -> std::process::Chil
     let child = env
         .command(&full)
         .env("XDG_STATE_HOME", state)
+        .env("LOCALAPPDATA", state)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -446,9 +446,16 @@ fn acquire_and_release_from_a_cmd_script() {
          echo %ERRORLEVEL% > release.code\r\n\
          \"{l}\" status data.json > after.txt\r\n\
          echo %ERRORLEVEL% > after.code\r\n\
-         \"{l}\" acquire left.json > left.txt\r\n",
+         \"{l}\" acquire left.json > left.txt\r\n\
+         for /f \"delims=\" %%i in ('{l} acquire f2.json') do set ID2=%%i\r\n\
+         \"{l}\" status f2.json > held2.txt\r\n\
+         echo %ERRORLEVEL% > held2.code\r\n\
+         \"{l}\" release \"%ID2%\"\r\n\
+         echo %ERRORLEVEL% > release2.code\r\n",
         l = exe()
     );
+    // The `for /f` line runs lockrun unquoted (cmd's quoting there is its own).
+    assert!(!exe().contains(' '), "a test executable path with a space");
     env.write("s.cmd", &script);
     let cmd = Command::new("cmd")
         .args(["/c", "s.cmd"])
@@ -475,6 +482,16 @@ fn acquire_and_release_from_a_cmd_script() {
     // The script's cmd has exited: the lock it left is stale, and the next taker gets it.
     let status = run(&env, &["status", "left.json"]);
     assert_code(&status, 3, "status of a lock whose cmd has exited");
+    // `for /f %%i in ('lockrun acquire ...')` runs lockrun under a `cmd /c` of its own
+    // that ends with it: the lock still belongs to the script's cmd.
+    assert_eq!(code_of("held2.code"), "1", "status after a for /f acquire");
+    assert!(
+        env.read("held2.txt")
+            .contains(&format!("held by PID {shell}")),
+        "a for /f acquire is not the script's cmd's (PID {shell}): {}",
+        env.read("held2.txt")
+    );
+    assert_eq!(code_of("release2.code"), "0", "release of a for /f acquire");
 }
 
 /// Bad command lines: one `lockrun: ` line naming what is wrong, exit 2 (usage), and
@@ -858,6 +875,23 @@ fn a_name_without_home_uses_local_app_data_on_windows() {
             env.path("appdata/lockrun").is_dir(),
             "no lock directory in LOCALAPPDATA"
         );
+        // Git Bash sets HOME, PowerShell and cmd do not: one name is one lock for both.
+        fs::create_dir(env.path("home")).unwrap();
+        let holder = hold_name_without_home(&env, "nightly");
+        let other = wait_output(
+            lockrun(
+                &env,
+                &["with", "-n", "--name", "nightly", "--", &exe(), "--version"],
+            )
+            .env("HOME", env.path("home"))
+            .env("LOCALAPPDATA", env.path("appdata"))
+            .spawn()
+            .expect("spawn lockrun"),
+            PATIENCE,
+        );
+        go(&env, "n");
+        let _ = wait_output(holder, PATIENCE);
+        assert_code(&other, 75, "--name with HOME while held without HOME");
     } else {
         assert_code(&out, 2, "--name without HOME");
         assert!(
@@ -869,6 +903,21 @@ fn a_name_without_home_uses_local_app_data_on_windows() {
         );
         assert!(!env.path("appdata/lockrun").exists());
     }
+}
+
+/// `with --name NAME -- helper hold` without HOME (as from PowerShell), LOCALAPPDATA
+/// in `env`; returns once the helper runs under the lock.
+fn hold_name_without_home(env: &TestEnv, name: &str) -> Child {
+    let ready = p(env, "n.ready");
+    let go = p(env, "n.go");
+    let argv = with_helper(&["--name", name], "hold", &[&ready, &go]);
+    let mut cmd = lockrun(env, &strs(&argv));
+    cmd.env_remove("XDG_STATE_HOME")
+        .env_remove("HOME")
+        .env("LOCALAPPDATA", env.path("appdata"));
+    let child = cmd.spawn().expect("spawn lockrun");
+    wait_until("the name's holder", || env.path("n.ready").exists());
+    child
 }
 
 /// The etcd backend is built on Unix only: on Windows `--backend` and LOCKRUN_BACKEND

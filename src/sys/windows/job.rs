@@ -232,7 +232,12 @@ pub(crate) fn calling_shell(pid: u32) -> u32 {
         let Some((up, owner_name)) = parent_entry(owner) else {
             break;
         };
-        if up == 0 || !FORKING_SHELLS.contains(&owner_name.as_str()) {
+        if up == 0 {
+            break;
+        }
+        let forked = FORKING_SHELLS.contains(&owner_name.as_str());
+        let helper_cmd = owner_name == "cmd.exe" && runs_one_command(owner);
+        if !forked && !helper_cmd {
             break;
         }
         match parent_entry(up) {
@@ -241,6 +246,19 @@ pub(crate) fn calling_shell(pid: u32) -> u32 {
         }
     }
     owner
+}
+
+/// A `cmd /c ...`, started by another cmd: what cmd's `for /f %%i in ('lockrun acquire
+/// ...')` starts to capture a program's output. It ends with the program, so a lock
+/// owned by it would be stale at once; the cmd above it (the script's) is the owner.
+/// (A `cmd /c script.bat` typed at an interactive cmd gives its locks to that cmd: one
+/// lock too long, never too short.)
+fn runs_one_command(pid: u32) -> bool {
+    super::process_command(pid).is_some_and(|line| {
+        line.split_whitespace()
+            .skip(1)
+            .any(|w| w.eq_ignore_ascii_case("/c"))
+    })
 }
 
 /// The process group of the command running in a job (its first process's id), 0

@@ -304,8 +304,13 @@ pub(crate) fn process_start_token(pid: u32) -> Option<String> {
 
 /// True while the process `pid` that started as `start_token` still runs.
 pub(crate) fn process_is_running(pid: u32, start_token: &str) -> bool {
-    let Ok(h) = ProcessHandle::open(pid) else {
-        return false;
+    let h = match ProcessHandle::open(pid) {
+        Ok(h) => h,
+        // No such process id.
+        Err(ERROR_INVALID_PARAMETER) => return false,
+        // It exists but is not ours to query (another user's, a protected process): its
+        // start cannot be compared, and taking a live holder for dead would let two in.
+        Err(_) => return true,
     };
     h.running() && h.creation_time().map(|t| format!("ct{t}")).as_deref() == Some(start_token)
 }
