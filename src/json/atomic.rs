@@ -1,7 +1,9 @@
 //! Atomic replacement of a file: temp file beside the real target, full write, fsync,
 //! the old file's mode (and owner when permitted), rename over the real file (a
 //! symlink stays a symlink), fsync of the directory. On any failure the temp file is
-//! removed and the old file is untouched.
+//! removed and the old file is untouched; the one exception, on Windows, is a replace
+//! that removed the old file but could not move the new one in: the temp file, the
+//! only copy left, stays and the error names it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -55,6 +57,12 @@ fn tmp_prefix(real: &Path) -> String {
 /// so SIGKILLs in a row leave at most one behind.
 pub(crate) fn remove_stale_temps(real: &Path) {
     let Some(dir) = real.parent() else { return };
+    // A Windows replace that failed half-way leaves the new content only in its temp
+    // file, with the target missing: that temp file is kept for the user.
+    #[cfg(windows)]
+    if !real.exists() {
+        return;
+    }
     let prefix = tmp_prefix(real);
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -151,7 +159,9 @@ pub(crate) fn replace_deferred_with(
     }
     let result = written.and_then(|()| rename_over(&tmp, real));
     if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
+        if !only_copy(&e) {
+            let _ = fs::remove_file(&tmp);
+        }
         #[cfg(unix)]
         drop(mask);
         return Err(Error::io(shown, e));
@@ -169,10 +179,24 @@ fn rename_over(tmp: &Path, real: &Path) -> io::Result<()> {
 }
 
 /// Windows: `ReplaceFileW` keeps the old file's attributes and ACL; sharing violations
-/// are retried within the lock's wait (`sys::replace::sharing_patience`).
+/// are retried within the lock's wait (`sys::replace::sharing_patience`). An error that
+/// left the target missing keeps the temp file (see `only_copy`).
 #[cfg(windows)]
 fn rename_over(tmp: &Path, real: &Path) -> io::Result<()> {
     sys::replace::replace_file(tmp, real, sys::replace::sharing_patience())
+}
+
+/// Whether a failed replace left the new content only in the temp file (the target is
+/// gone): the temp file then stays, and the error names it.
+#[cfg(windows)]
+fn only_copy(e: &io::Error) -> bool {
+    sys::replace::target_lost(e)
+}
+
+/// A rename leaves the old file or the new one under the real name, never neither.
+#[cfg(unix)]
+fn only_copy(_: &io::Error) -> bool {
+    false
 }
 
 #[cfg(windows)]

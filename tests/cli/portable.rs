@@ -691,6 +691,79 @@ fn sharing_violations_are_retried_only_within_the_wait() {
     }
 }
 
+/// A read-only target (`attrib +r`) is replaced as Unix replaces a mode-0444 file in a
+/// writable directory: at once (not after the whole `-w`), and it stays read-only.
+#[cfg(windows)]
+#[test]
+fn update_replaces_a_read_only_file_and_keeps_it_read_only() {
+    let env = TestEnv::new();
+    env.write("doc.json", "{\"n\": 1}\n");
+    let set_readonly = |on: bool| {
+        let mut perms = fs::metadata(env.path("doc.json")).unwrap().permissions();
+        perms.set_readonly(on);
+        fs::set_permissions(env.path("doc.json"), perms).unwrap();
+    };
+    set_readonly(true);
+    let started = Instant::now();
+    let out = run(&env, &["update", "-w", "30", "doc.json", ".n += 1"]);
+    let took = started.elapsed();
+    let still_readonly = fs::metadata(env.path("doc.json"))
+        .map(|m| m.permissions().readonly())
+        .unwrap_or(false);
+    // Let TestEnv remove the directory whatever happened.
+    set_readonly(false);
+    assert_code(&out, 0, "update of a read-only file");
+    assert!(
+        took < Duration::from_secs(10),
+        "update of a read-only file took {took:?} with -w 30"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&env.read("doc.json")).unwrap();
+    assert_eq!(doc["n"], 2);
+    assert!(still_readonly, "the new file is not read-only");
+    let left = strays(&env, "doc.json");
+    assert!(left.is_empty(), "temp files left: {left:?}");
+}
+
+/// A temp file removed by another program (a cleaner) while the replace waits for a
+/// scanner: `update` fails at once with one line (exit 74), the file unchanged, rather
+/// than retrying a replace that can never work.
+#[cfg(windows)]
+#[test]
+fn a_removed_temp_file_fails_the_update_at_once() {
+    let env = TestEnv::new();
+    env.write("doc.json", "{\"n\": 1}\n");
+    let mut scanner = scanner(&env, "doc.json", 20000, "read");
+    let started = Instant::now();
+    let update = spawn(&env, &["update", "-w", "30", "doc.json", ".n += 1"]);
+    let mut removed = Vec::new();
+    wait_until("the temp file to be written", || {
+        for name in strays(&env, "doc.json") {
+            if fs::remove_file(env.path(&name)).is_ok() {
+                removed.push(name);
+            }
+        }
+        !removed.is_empty()
+    });
+    let out = wait_output(update, PATIENCE);
+    let took = started.elapsed();
+    let scanner_ran = scanner.try_wait().expect("try_wait").is_none();
+    let _ = scanner.kill();
+    let _ = scanner.wait();
+    assert!(scanner_ran, "the scanner let go before update gave up");
+    assert_code(&out, 74, "update whose temp file was removed");
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(
+        err.contains("removed by another program") && err.contains("unchanged"),
+        "unclear message: {err}"
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "update went on for {took:?} without its temp file (-w 30)"
+    );
+    assert_eq!(env.read("doc.json"), "{\"n\": 1}\n");
+}
+
 /// `--max-hold` stops a command that overstays (SIGTERM on Unix, the whole Job object on
 /// Windows): exit 124, and the lock is free at once.
 #[test]
