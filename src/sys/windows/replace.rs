@@ -6,8 +6,9 @@
 //!
 //! Virus scanners and search indexers open files without sharing for a moment; a
 //! replace then fails with a sharing violation (or "access denied" for a file being
-//! deleted). Those are retried, with a growing pause, for as long as the command may wait
-//! for its lock (`-w`), then reported.
+//! deleted). Sharing violations are retried, with a growing pause, for as long as the
+//! command may wait for its lock (`-w`), then reported; "access denied" for at most 2 s
+//! (a read-only target is no reason: its attribute is lifted for the replace).
 
 use std::io;
 use std::path::Path;
@@ -213,31 +214,17 @@ pub(crate) fn replace_file(tmp: &Path, real: &Path, patience: Option<Duration>) 
     // mode-0444 file in a writable directory and keeps its mode: the attribute is
     // cleared for the replace and set on the new file.
     let readonly = std::fs::metadata(real).is_ok_and(|m| m.permissions().readonly());
-    if readonly {
-        set_readonly(real, false, deadline).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "the file is read-only and its read-only attribute cannot be cleared ({e})"
-                ),
+    let result = replace_loop(tmp, real, readonly, start, deadline);
+    if readonly
+        && result.is_ok()
+        && let Err(e) = set_readonly(real, true, deadline)
+    {
+        crate::trace::step(|| {
+            format!(
+                "replace of {}: read-only attribute not set again: {e}",
+                real.display()
             )
-        })?;
-    }
-    let result = replace_loop(tmp, real, start, deadline);
-    if readonly {
-        let restored = if result.is_ok() || !gone(real) {
-            set_readonly(real, true, deadline)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = restored {
-            crate::trace::step(|| {
-                format!(
-                    "replace of {}: read-only attribute not set again: {e}",
-                    real.display()
-                )
-            });
-        }
+        });
     }
     result
 }
@@ -245,6 +232,7 @@ pub(crate) fn replace_file(tmp: &Path, real: &Path, patience: Option<Duration>) 
 fn replace_loop(
     tmp: &Path,
     real: &Path,
+    readonly: bool,
     start: Instant,
     deadline: Option<Instant>,
 ) -> io::Result<()> {
@@ -258,10 +246,24 @@ fn replace_loop(
         // Look first whether the old file may be replaced now (DELETE access next to
         // every other opener): a ReplaceFileW that fails can leave a stray backup file
         // behind (Wine does), so it is only tried when it can succeed.
+        // The read-only attribute is off only around each attempt, so that a kill while
+        // retrying leaves the old file as it was.
+        let cleared = readonly && exists;
+        if cleared {
+            set_readonly(real, false, deadline).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("the file is read-only and that cannot be cleared ({e})"),
+                )
+            })?;
+        }
         let attempt = match exists.then(|| may_replace(real)) {
             Some(Err(code)) => Err(code),
             _ => replace_once(&tmp_w, &real_w, exists),
         };
+        if cleared && attempt.is_err() && !gone(real) {
+            let _ = set_readonly(real, true, deadline);
+        }
         let code = match attempt {
             Ok(()) => return Ok(()),
             Err(code) => code,
@@ -337,6 +339,11 @@ fn move_in(
         };
         if gone(tmp) || !(transient(last) && may_retry(deadline, pause)) {
             let error = io::Error::from_raw_os_error(last as i32);
+            // 1176 is documented both ways (ReplaceFileW: the old file is gone; the error
+            // table: it kept its name): with the old file still in place nothing is lost.
+            if !gone(real) {
+                return Err(error);
+            }
             let msg = if gone(tmp) {
                 format!(
                     "the replace removed the old file, then the new content ({}) was \
