@@ -19,6 +19,9 @@ use crate::lock;
 use crate::sys::job;
 use crate::trace;
 
+/// Windows' error for a file that is not a program it can start (winerror.h).
+const ERROR_BAD_EXE_FORMAT: i32 = 193;
+
 pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
     if args.exec || args.inherit {
         return Err(Error::usage(format!(
@@ -35,6 +38,12 @@ pub(crate) fn run(args: &WithArgs, quiet: bool) -> Result<ExitCode> {
         Ok(child) => child,
         Err(source) => {
             guard.release()?;
+            // Windows' own words for it name a placeholder ("Bad EXE format for %1.").
+            let source = if source.raw_os_error() == Some(ERROR_BAD_EXE_FORMAT) {
+                std::io::Error::other("not a Windows program (os error 193)")
+            } else {
+                source
+            };
             return Err(Error::Spawn { program, source });
         }
     };

@@ -494,6 +494,26 @@ fn acquire_and_release_from_a_cmd_script() {
     assert_eq!(code_of("release2.code"), "0", "release of a for /f acquire");
 }
 
+/// A file that is not a program: exit 126 and one line that says so in words (Windows'
+/// own text for it names a placeholder, "%1").
+#[test]
+fn a_file_that_is_not_a_program_is_126_in_one_line() {
+    let env = TestEnv::new();
+    env.write("notes.txt", "not a program\n");
+    let target = p(&env, "notes.txt");
+    let out = run(&env, &["with", "data.json", "--", &target]);
+    assert_code(&out, 126, "with a text file as the command");
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("lockrun: cannot run "), "{err}");
+    assert!(!err.contains("%1"), "{err}");
+    if cfg!(windows) {
+        assert!(err.contains("not a Windows program"), "{err}");
+    }
+    // The lock was given back.
+    assert_code(&run(&env, &["status", "data.json"]), 0, "status after");
+}
+
 /// Bad command lines: one `lockrun: ` line naming what is wrong, exit 2 (usage), and
 /// no lock taken or lock directory made.
 #[test]

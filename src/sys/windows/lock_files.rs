@@ -237,7 +237,17 @@ pub(crate) fn drop_exclusive(file: &File) -> io::Result<()> {
 
 /// Shared, waiting for it.
 pub(crate) fn lock_shared(file: &File) -> io::Result<()> {
-    lock_file(file, false, true).map(|_| ())
+    // Taken while holding the lock directory, so no writer holds the gate: it never
+    // has to wait. A blocking call could only hang (a file system that would not stack
+    // the first reader's shared lock on its own exclusive one); refused, it is one line.
+    if lock_file(file, false, false)? {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the reader gate's shared lock is refused although no writer can hold it",
+        ))
+    }
 }
 
 /// Takes `file`'s lock, waiting at most until `until`; gives it back at once (the caller
