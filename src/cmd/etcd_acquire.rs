@@ -307,9 +307,20 @@ fn write_note(path: &Path, text: &str) -> bool {
 
 /// Whether a note was written on this host (notes before HOST was written count as ours).
 fn note_of_this_host(text: &str) -> bool {
+    note_field(text, "HOST").is_none_or(|h| h == sys::hostname())
+}
+
+/// The value of the note's `KEY: value` line.
+fn note_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
-        .find_map(|l| l.strip_prefix("HOST: "))
-        .is_none_or(|h| h == sys::hostname())
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+}
+
+/// The keeper a note names: its PID and start token.
+fn keeper_of(text: &str) -> Option<(u32, &str)> {
+    let pid = note_field(text, "KEEPER")?.parse().ok()?;
+    let start = note_field(text, "KEEPER_START").filter(|s| !s.is_empty())?;
+    Some((pid, start))
 }
 
 /// `release ID` of an etcd id.
@@ -474,25 +485,20 @@ fn loss(text: &str) -> Option<String> {
     if text.contains("\nRELEASED") {
         return None;
     }
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key).map(str::to_string))
-    };
     // Nobody is left to tell once the owner is gone.
     if !owner_running(text) {
         return None;
     }
-    if let Some(line) = field("LOST: ") {
-        return Some(line);
+    if let Some(line) = note_field(text, "LOST") {
+        return Some(line.to_string());
     }
-    let keeper: u32 = field("KEEPER: ")?.parse().ok()?;
-    let start = field("KEEPER_START: ").filter(|s| !s.is_empty())?;
-    if sys::process_is_running(keeper, &start) {
+    let (keeper, start) = keeper_of(text)?;
+    if sys::process_is_running(keeper, start) {
         return None;
     }
     Some(format!(
         "lost the lock on {}: its keeper (PID {keeper}) is gone, so its lease expired",
-        field("NAME: ").unwrap_or_default()
+        note_field(text, "NAME").unwrap_or_default()
     ))
 }
 
@@ -511,11 +517,10 @@ pub(crate) fn lost_here(name: &str) -> Option<String> {
 
 /// Whether the owner shell a keeper's note names still runs.
 fn owner_running(text: &str) -> bool {
-    let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key));
-    let Some(owner) = field("OWNER: ").and_then(|p| p.parse::<u32>().ok()) else {
+    let Some(owner) = note_field(text, "OWNER").and_then(|p| p.parse::<u32>().ok()) else {
         return false;
     };
-    match field("OWNER_START: ").filter(|t| !t.is_empty()) {
+    match note_field(text, "OWNER_START").filter(|t| !t.is_empty()) {
         Some(token) => sys::process_is_running(owner, token),
         None => sys::pid_state(owner) != sys::PidState::Gone,
     }
@@ -545,11 +550,7 @@ pub(crate) fn sweep_notes(dry_run: bool) -> Vec<(PathBuf, String)> {
             continue;
         }
         if dry_run || fs::remove_file(&path).is_ok() {
-            let name = text
-                .lines()
-                .find_map(|l| l.strip_prefix("NAME: "))
-                .unwrap_or_default()
-                .to_string();
+            let name = note_field(&text, "NAME").unwrap_or_default().to_string();
             swept.push((path, name));
         }
     }
@@ -557,12 +558,5 @@ pub(crate) fn sweep_notes(dry_run: bool) -> Vec<(PathBuf, String)> {
 }
 
 fn keeper_running(text: &str) -> bool {
-    let field = |key: &str| text.lines().find_map(|l| l.strip_prefix(key));
-    match (
-        field("KEEPER: ").and_then(|p| p.parse::<u32>().ok()),
-        field("KEEPER_START: ").filter(|t| !t.is_empty()),
-    ) {
-        (Some(pid), Some(token)) => sys::process_is_running(pid, token),
-        _ => false,
-    }
+    keeper_of(text).is_some_and(|(pid, token)| sys::process_is_running(pid, token))
 }
